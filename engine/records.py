@@ -71,6 +71,22 @@ offset  field       type   meaning
 ======  ==========  =====  ====================================================
 
 The trailer is ``crc u4`` (CRC32C of header and payload) and ``pad u4``.
+
+WAL_COMMAND_RECORD (112 bytes): a whole WAL_COMMAND record (header, COMMAND payload,
+trailer) as one fixed-size dtype, so a segment of command records decodes with one
+``np.frombuffer``.  Format and recovery rules: docs/WAL.md.
+
+======  ==========  =======  ==================================================
+offset  field       type     meaning
+======  ==========  =======  ==================================================
+0       length      u4       payload length: 80
+4       type        u4       WAL_COMMAND
+8       seq         u8       the command's seq
+16      ts_ns       i8       the command's ts_ns
+24      command     COMMAND  the command (80 bytes, offsets as above plus 24)
+104     crc         u4       CRC32C (Castagnoli) of bytes 0-103
+108     pad         u4       zero, not covered by the CRC
+======  ==========  =======  ==================================================
 """
 
 from __future__ import annotations
@@ -136,6 +152,11 @@ WAL_HEADER = np.dtype(
     [("length", "<u4"), ("type", "<u4"), ("seq", "<u8"), ("ts_ns", "<i8")], align=True
 )
 WAL_TRAILER = np.dtype([("crc", "<u4"), ("pad", "<u4")], align=True)
+WAL_COMMAND_RECORD = np.dtype(
+    [("length", "<u4"), ("type", "<u4"), ("seq", "<u8"), ("ts_ns", "<i8"),
+     ("command", COMMAND), ("crc", "<u4"), ("pad", "<u4")],
+    align=True,
+)
 
 # Bench interchange format (docs/BENCHMARKS.md): 40-byte records replayable by any engine.
 BENCH_ORDER = np.dtype(
