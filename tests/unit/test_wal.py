@@ -376,3 +376,32 @@ def test_scan_report_describes_without_changing(tmp_path):
     text = "\n".join(report.describe())
     assert "torn tail to truncate" in text and "seq 3" in text
     assert json.dumps(report.last_seq) == "2"
+
+
+# ---------------------------------------------------------------- numbex wal dump
+def test_wal_dump_prints_records_and_reports_damage(tmp_path, capsys):
+    from numbex.cli import main
+
+    write_batches(tmp_path, [4, 4], 4 * RECORD_BYTES)
+    assert main(["wal", "dump", str(tmp_path), "--json", "--from", "3", "--count", "4"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["seq"] for line in lines[:-1]] == [3, 4, 5, 6]
+    assert lines[0]["order_id"] == 22 and lines[0]["op"] == "MASS_CANCEL" and lines[0]["side"] == "SELL"
+    assert lines[-1]["wal"]["last_seq"] == 8 and lines[-1]["wal"]["corruption"] is None
+
+    segment = last_segment(tmp_path)
+    segment.write_bytes(segment.read_bytes()[:-3])
+    assert main(["wal", "dump", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 + 7  # column titles, then seqs 1-7
+    assert "torn tail" in captured.err and "seq 8" in captured.err
+    assert segment.stat().st_size == 4 * RECORD_BYTES - 3  # dump never repairs
+
+    first = list_segments(tmp_path)[0][1]
+    data = bytearray(first.read_bytes())
+    data[RECORD_BYTES + 60] ^= 0xFF
+    first.write_bytes(bytes(data))
+    assert main(["wal", "dump", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 + 1 and "CORRUPTION" in captured.err and "seq 2" in captured.err
+    assert main(["wal", "dump", str(tmp_path / "missing")]) == 2
