@@ -378,6 +378,36 @@ def test_scan_report_describes_without_changing(tmp_path):
     assert json.dumps(report.last_seq) == "2"
 
 
+def test_every_single_bit_flip_is_classified(tmp_path):
+    """A flipped bit is refused, or is a torn tail when in the final record, or lies in pad."""
+    write_batches(tmp_path, [5, 5, 5], 5 * RECORD_BYTES)
+    segments = [path for _, path in list_segments(tmp_path)]
+    originals = [path.read_bytes() for path in segments]
+    generator = np.random.default_rng(2024)
+    outcomes = set()
+    for _ in range(150):
+        which = int(generator.integers(len(segments)))
+        position = int(generator.integers(len(originals[which])))
+        data = bytearray(originals[which])
+        data[position] ^= 1 << int(generator.integers(8))
+        segments[which].write_bytes(bytes(data))
+        record, within = divmod(position, RECORD_BYTES)
+        if within >= 108:
+            assert scan_wal(tmp_path).truncations == ()  # pad: outside the CRC, ignored
+            outcomes.add("pad")
+        elif which == len(segments) - 1 and record == 4:
+            (cut,) = scan_wal(tmp_path).truncations
+            assert cut.torn_tail and cut.offset == 4 * RECORD_BYTES
+            outcomes.add("torn tail")
+        else:
+            with pytest.raises(WalCorruptionError) as caught:
+                scan_wal(tmp_path)
+            assert caught.value.path == segments[which] and caught.value.offset == record * RECORD_BYTES
+            outcomes.add("refused")
+        segments[which].write_bytes(originals[which])
+    assert outcomes == {"pad", "torn tail", "refused"}
+
+
 # ---------------------------------------------------------------- numbex wal dump
 def test_wal_dump_prints_records_and_reports_damage(tmp_path, capsys):
     from numbex.cli import main
