@@ -106,6 +106,7 @@ class WalWriter:
         self._last_sync_ns: int | None = None
         self._error: WalWriteError | None = None
         self._rows = np.empty((0, wal_kernels.RECORD_WORDS), np.uint64)
+        self._rows_bytes = memoryview(b"")
         if self.recovery.segments:
             last = self.recovery.segments[-1]
             self._descriptor = os.open(last.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
@@ -165,20 +166,21 @@ class WalWriter:
         otherwise, nothing written).  Raises ``WalWriteError`` if the write fails.
         """
         self._check_usable()
-        if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND or commands.ndim != 1:
+        if not isinstance(commands, np.ndarray) or commands.ndim != 1 or (
+                commands.dtype is not COMMAND and commands.dtype != COMMAND):
             raise TypeError(f"append needs a 1-D array of COMMAND records, got "
                             f"{getattr(commands, 'dtype', type(commands))!r}")
         count = len(commands)
         if count == 0:
             return self.last_seq
-        rows = self._encode(commands)
+        encoded = self._encode(commands)
         group_bytes = count * RECORD_BYTES
         if self._descriptor is None or (
                 self._segment_size and self._segment_size + group_bytes > self._segment_bytes):
             self._roll()
         start = self._segment_size
         try:
-            write_all(self._descriptor, memoryview(rows))
+            write_all(self._descriptor, encoded)
         except OSError as failure:
             removed = self._cut_back(start)
             raise self._poison(failure, "write", removed) from failure
@@ -229,18 +231,18 @@ class WalWriter:
                                 f"WAL writer stopped by an earlier failure ({self._error.strerror}); "
                                 "reopen the WAL once the cause is fixed", self._error.path, self._next_seq)
 
-    def _encode(self, commands: np.ndarray) -> np.ndarray:
+    def _encode(self, commands: np.ndarray) -> memoryview:
         count = len(commands)
         if self._rows.shape[0] < count:
             self._rows = np.empty((max(count, 2 * self._rows.shape[0]), wal_kernels.RECORD_WORDS), np.uint64)
-        rows = self._rows[:count]
-        source = np.ascontiguousarray(commands).view(np.uint64).reshape(count, wal_kernels.COMMAND_WORDS)
-        mismatch = wal_kernels.fill_command_records(source, rows, np.uint64(self._next_seq))
+            self._rows_bytes = memoryview(self._rows).cast("B")
+        if not commands.flags.c_contiguous:
+            commands = np.ascontiguousarray(commands)
+        mismatch = self._kernels.encode_commands(commands.view(np.uint64), self._rows, np.uint64(self._next_seq))
         if mismatch >= 0:
             raise ValueError(f"command {mismatch} of the batch has seq {int(commands['seq'][mismatch])}, "
                              f"expected {self._next_seq + mismatch} (seq must rise by exactly one)")
-        self._kernels.crc_rows(rows, wal_kernels.CRC_WORDS, rows[:, wal_kernels.CRC_WORDS])
-        return rows
+        return self._rows_bytes[: count * RECORD_BYTES]
 
     def _roll(self) -> None:
         if self._descriptor is not None:

@@ -149,22 +149,44 @@ def crc_rows_hardware(rows, word_count, out):
 
 @njit(cache=True)
 def fill_command_records(commands, rows, first_seq):
-    """Write header and payload words of one command record per COMMAND row.
+    """Write header and payload words of one command record per command.
 
-    ``commands`` is the batch as u64 words (n, 10); ``rows`` the output (>= n, 14).
-    Returns -1, or the index of the first command whose seq is not ``first_seq + index``
-    (nothing after it is meaningful then).  The trailer word is left to the CRC kernel.
+    ``commands`` is the batch as a flat u64 array (10 words per COMMAND); ``rows`` the
+    output (>= n, 14).  Returns -1, or the index of the first command whose seq is not
+    ``first_seq + index`` (nothing after it is meaningful then).  The trailer word is
+    left to the CRC kernel.
     """
     base = np.uint64(first_seq)
-    for row in range(commands.shape[0]):
-        if commands[row, 0] != base + np.uint64(row):
+    for row in range(commands.shape[0] // COMMAND_WORDS):
+        start = row * COMMAND_WORDS
+        if commands[start] != base + np.uint64(row):
             return row
         rows[row, 0] = COMMAND_HEADER_WORD
-        rows[row, 1] = commands[row, 0]
-        rows[row, 2] = commands[row, 1]
+        rows[row, 1] = commands[start]
+        rows[row, 2] = commands[start + 1]
         for word in range(COMMAND_WORDS):
-            rows[row, 3 + word] = commands[row, word]
+            rows[row, 3 + word] = commands[start + word]
     return -1
+
+
+@njit(cache=True)
+def encode_commands_table(commands, rows, first_seq):
+    """``fill_command_records`` then the CRC trailer of every record (slicing-by-8)."""
+    mismatch = fill_command_records(commands, rows, first_seq)
+    if mismatch < 0:
+        count = commands.shape[0] // COMMAND_WORDS
+        crc_rows_table(rows[:count], CRC_WORDS, rows[:count, CRC_WORDS])
+    return mismatch
+
+
+@njit(cache=True)
+def encode_commands_hardware(commands, rows, first_seq):
+    """``fill_command_records`` then the CRC trailer of every record (SSE4.2)."""
+    mismatch = fill_command_records(commands, rows, first_seq)
+    if mismatch < 0:
+        count = commands.shape[0] // COMMAND_WORDS
+        crc_rows_hardware(rows[:count], CRC_WORDS, rows[:count, CRC_WORDS])
+    return mismatch
 
 
 @njit(cache=True)
@@ -217,6 +239,7 @@ class CrcKernels:
 
     name: str
     crc_rows: Callable[[np.ndarray, int, np.ndarray], None]
+    encode_commands: Callable[[np.ndarray, np.ndarray, np.uint64], int]
 
 
 def hardware_crc_available() -> bool:
@@ -245,5 +268,5 @@ def select_crc_kernels(choice: str = "auto") -> CrcKernels:
     if choice == "hardware" and not available:
         raise RuntimeError("CRC32C kernel 'hardware' needs an x86-64 JIT target with SSE4.2")
     if choice == "table" or not available:
-        return CrcKernels("table", crc_rows_table)
-    return CrcKernels("hardware", crc_rows_hardware)
+        return CrcKernels("table", crc_rows_table, encode_commands_table)
+    return CrcKernels("hardware", crc_rows_hardware, encode_commands_hardware)

@@ -208,13 +208,12 @@ def encode_cost(crc: str, records: int = 1024, repeats: int = 200) -> float:
     kernels = wal_kernels.select_crc_kernels(crc)
     commands = np.zeros((records, wal_kernels.COMMAND_WORDS), np.uint64)
     commands[:, 0] = np.arange(1, records + 1, dtype=np.uint64)
+    words = commands.reshape(-1)
     rows = np.empty((records, wal_kernels.RECORD_WORDS), np.uint64)
-    wal_kernels.fill_command_records(commands, rows, np.uint64(1))
-    kernels.crc_rows(rows, wal_kernels.CRC_WORDS, rows[:, wal_kernels.CRC_WORDS])
+    kernels.encode_commands(words, rows, np.uint64(1))
     started = time.perf_counter_ns()
     for _ in range(repeats):
-        wal_kernels.fill_command_records(commands, rows, np.uint64(1))
-        kernels.crc_rows(rows, wal_kernels.CRC_WORDS, rows[:, wal_kernels.CRC_WORDS])
+        kernels.encode_commands(words, rows, np.uint64(1))
     return (time.perf_counter_ns() - started) / (repeats * records)
 
 

@@ -182,6 +182,19 @@ def test_reopen_continues_the_sequence(tmp_path):
     assert WalReader(tmp_path).read()["seq"].tolist() == list(range(1, 15))
 
 
+def test_non_contiguous_batches_are_accepted(tmp_path):
+    every_other = make_commands(1, 10)
+    every_other["seq"][::2] = np.arange(1, 6)
+    strided = every_other[::2]
+    assert not strided.flags.c_contiguous
+    with WalWriter(tmp_path, 1 << 20) as writer:
+        writer.append(strided)
+        wrapped = np.zeros(3, WAL_COMMAND_RECORD)
+        wrapped["command"] = make_commands(6, 3)
+        writer.append(wrapped["command"])  # a field view: stride 112
+    assert WalReader(tmp_path).read().tobytes() == np.concatenate([strided, make_commands(6, 3)]).tobytes()
+
+
 def test_seq_gaps_inside_a_batch_are_refused_before_writing(tmp_path):
     with WalWriter(tmp_path, 1 << 20) as writer:
         broken = make_commands(1, 5)
