@@ -278,7 +278,7 @@ class WalWriter:
         return True
 
     def _poison(self, failure: OSError, action: str, removed: bool) -> WalWriteError:
-        first = self._durable_seq + 1 if action == "fdatasync" else self._next_seq
+        first = self._durable_seq + 1  # appended but unsynced records are not durable either
         cleanup = ("" if removed else
                    "; a partial record may remain and is truncated when the WAL is reopened")
         message = (f"WAL {action} failed in {self._segment_path} at byte {self._segment_size}: "

@@ -276,6 +276,20 @@ def test_writer_whose_descriptor_fails_is_stopped(tmp_path):
     reopened.close()
 
 
+def test_async_failure_reports_unsynced_records_as_not_durable(tmp_path):
+    writer = WalWriter(tmp_path, 1 << 20, durability="async", async_interval_ms=1000)
+    writer.append(make_commands(1, 3))
+    writer.maybe_sync(0)
+    writer.append(make_commands(4, 2))  # written, not synced
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, writer._descriptor)
+    os.close(full)
+    with pytest.raises(WalWriteError, match="records from seq 4 on are not durable") as caught:
+        writer.append(make_commands(6, 1))
+    assert caught.value.seq == 4 and writer.durable_seq == 3
+    writer.close()
+
+
 # ---------------------------------------------------------------- recovery
 def test_torn_tail_at_every_byte_of_the_last_record(tmp_path):
     write_batches(tmp_path, [3, 2], 1 << 20)
