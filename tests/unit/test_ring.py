@@ -408,3 +408,14 @@ def test_kernels_run_as_plain_python_with_jit_disabled(ring_name):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[4, 4, 2, 2] [0, 1, 2, 3, 4, 5]"
+
+
+def test_bench_ring_measures_a_small_run():
+    from numbex.tools.bench_ring import measure
+
+    result = measure(count=5_000, latency_count=200, interval_ns=2_000, batch=16, slots=64)
+    assert result["records"] == 5_000 and result["latency_probes"] == 200
+    assert result["throughput_msgs_per_s"] > 0
+    for key in ("loaded_latency_ns", "latency_ns"):
+        figures = result[key]
+        assert 0 < figures["p50"] <= figures["p99"] <= figures["max"] < 60_000_000_000
