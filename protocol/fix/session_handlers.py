@@ -96,7 +96,11 @@ class SessionHandlers:
         if not self._sending_time_ok(values):
             self._refuse(message, "SendingTime accuracy problem")
             return
-        comp_id = values[b"49"].decode("ascii", "replace")
+        sender = values[b"49"]
+        if not (sender.isascii() and sender.decode("ascii").isprintable() and b"=" not in sender):
+            self._disconnect("CompID problem: SenderCompID is not printable ASCII")
+            return
+        comp_id = sender.decode("ascii")
         reset = values.get(b"141") == b"Y"
         username = values.get(b"553")
         password = values.get(b"554")
@@ -127,7 +131,7 @@ class SessionHandlers:
     def _refuse(self, message: FixMessage, text: str) -> None:
         """Logout an unauthenticated peer without touching any store, then disconnect."""
         sender = message.values.get(b"49")
-        if sender and sender.isascii() and b"=" not in sender and sender.isprintable():
+        if sender and sender.isascii() and b"=" not in sender and sender.decode("ascii").isprintable():
             encoder = FixEncoder(self.settings.comp_id, sender.decode("ascii"))
             self._outbox.append(encoder.encode(
                 admin.LOGOUT, 1, self._formatter.format(self._now), admin.logout_body(text)))

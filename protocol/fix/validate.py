@@ -168,6 +168,8 @@ class MessageValidator:
             if b"35" in keys:
                 raise _reject(TAG_OUT_OF_ORDER, "Tag specified out of required order", b"35")
             raise _reject(REQUIRED_TAG_MISSING, "Required tag missing", b"35")
+        if not self.is_known_msg_type(message.msg_type):
+            raise _reject(INVALID_MSG_TYPE, "Invalid MsgType", b"35")
         seen: set[bytes] = set()
         for key, value in zip(keys, values):
             kind = header.fields.get(key)
@@ -179,8 +181,6 @@ class MessageValidator:
             if not value:
                 raise _reject(TAG_WITHOUT_VALUE, "Tag specified without a value", key)
             self.check_value(kind, key, value)
-        if not self.is_known_msg_type(message.msg_type):
-            raise _reject(INVALID_MSG_TYPE, "Invalid MsgType", b"35")
         for key in header.required:
             if key not in seen:
                 raise _reject(REQUIRED_TAG_MISSING, "Required tag missing", key)
