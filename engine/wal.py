@@ -180,7 +180,9 @@ class WalWriter:
             self._roll()
         start = self._segment_size
         try:
-            write_all(self._descriptor, encoded)
+            written = os.write(self._descriptor, encoded)
+            if written != len(encoded):  # a short write: finish it (or get the error)
+                write_all(self._descriptor, encoded[written:])
         except OSError as failure:
             removed = self._cut_back(start)
             raise self._poison(failure, "write", removed) from failure
@@ -238,7 +240,7 @@ class WalWriter:
             self._rows_bytes = memoryview(self._rows).cast("B")
         if not commands.flags.c_contiguous:
             commands = np.ascontiguousarray(commands)
-        mismatch = self._kernels.encode_commands(commands.view(np.uint64), self._rows, np.uint64(self._next_seq))
+        mismatch = self._kernels.encode_commands(commands, self._rows, np.uint64(self._next_seq))
         if mismatch >= 0:
             raise ValueError(f"command {mismatch} of the batch has seq {int(commands['seq'][mismatch])}, "
                              f"expected {self._next_seq + mismatch} (seq must rise by exactly one)")
