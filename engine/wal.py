@@ -165,7 +165,8 @@ class WalWriter:
         The commands' seq must be ``next_seq``, ``next_seq + 1``, ... (``ValueError``
         otherwise, nothing written).  Raises ``WalWriteError`` if the write fails.
         """
-        self._check_usable()
+        if self._error is not None:
+            self._check_usable()
         if not isinstance(commands, np.ndarray) or commands.ndim != 1 or (
                 commands.dtype is not COMMAND and commands.dtype != COMMAND):
             raise TypeError(f"append needs a 1-D array of COMMAND records, got "
@@ -193,9 +194,12 @@ class WalWriter:
 
     def commit(self, now_ns: int | None = None) -> int:
         """Make appended records durable per the durability mode; return ``durable_seq``."""
-        self._check_usable()
+        if self._error is not None:
+            self._check_usable()
         if self._durability == "sync":
-            return self.sync()
+            if self._unsynced:
+                self._sync(time.monotonic_ns() if now_ns is None else now_ns)
+            return self._durable_seq
         return self.maybe_sync(time.monotonic_ns() if now_ns is None else now_ns)
 
     def maybe_sync(self, now_ns: int) -> int:
