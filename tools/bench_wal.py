@@ -102,7 +102,8 @@ def measure(directory: Path, groups: list[int], seconds: float, segment_bytes: i
                      "raw_records_per_second": raw_rate, "wal_records_per_second": wal_rate,
                      "ratio": wal_rate / raw_rate,
                      "raw_median_us_per_group": raw_median / 1e3, "wal_median_us_per_group": wal_median / 1e3,
-                     "median_ratio": raw_median / wal_median})
+                     "median_ratio": raw_median / wal_median,
+                     "overhead_us_per_group": (wal_median - raw_median) / 1e3})
     return {"seconds_per_measurement": seconds, "segment_bytes": segment_bytes,
             "record_bytes": RECORD_BYTES, "crc_kernel": kernel, "target_ratio": TARGET_RATIO,
             "encode_ns_per_record": encode_cost(crc), "results": rows,
@@ -194,11 +195,11 @@ def print_table(result: dict) -> None:
     print(f"CRC32C kernel: {result['crc_kernel']}, encode {result['encode_ns_per_record']:.1f} ns/record; "
           f"about {result['seconds_per_measurement']:g} s per measurement, raw and WAL alternating group by group")
     print(f"{'group':>6} {'raw rec/s':>12} {'WAL rec/s':>12} {'WAL/raw':>8}   "
-          f"{'median us/group raw':>19} {'WAL':>9} {'ratio':>6}")
+          f"{'median us/group raw':>19} {'WAL':>9} {'ratio':>6} {'WAL extra us':>12}")
     for row in result["results"]:
         flag = "" if row["ratio"] >= result["target_ratio"] else "  below target"
         print(f"{row['group']:>6} {row['raw_records_per_second']:>12,.0f} {row['wal_records_per_second']:>12,.0f} "
               f"{row['ratio']:>8.2f}   {row['raw_median_us_per_group']:>19.1f} {row['wal_median_us_per_group']:>9.1f} "
-              f"{row['median_ratio']:>6.2f}{flag}")
+              f"{row['median_ratio']:>6.2f} {row['overhead_us_per_group']:>12.1f}{flag}")
     print(f"target: WAL >= {result['target_ratio']:.0%} of raw at every group size: "
           f"{'met' if result['meets_target'] else 'NOT met'}")

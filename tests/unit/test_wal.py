@@ -462,3 +462,18 @@ def test_wal_dump_prints_records_and_reports_damage(tmp_path, capsys):
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 1 + 1 and "CORRUPTION" in captured.err and "seq 2" in captured.err
     assert main(["wal", "dump", str(tmp_path / "missing")]) == 2
+
+
+def test_bench_wal_runs_briefly(tmp_path, capsys):
+    from numbex.cli import main
+
+    arguments = ["bench", "wal", "--json", "--seconds", "0.05", "--groups", "1,8",
+                 "--data-dir", str(tmp_path / "var"), "--dir", str(tmp_path / "var" / "bench")]
+    assert main(arguments) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [row["group"] for row in result["results"]] == [1, 8]
+    for row in result["results"]:
+        assert row["groups_each"] > 0 and row["raw_records_per_second"] > 0 and row["wal_records_per_second"] > 0
+    assert result["same_filesystem_as_data_dir"] is True
+    assert list((tmp_path / "var" / "bench").iterdir()) == []  # the temporary directory is removed
+    assert main(["bench", "wal", "--groups", "0"]) == 2
