@@ -38,6 +38,7 @@ CHECKSUM_FIELDS = tuple(b"10=%03d\x01" % value for value in range(256))
 #: Every byte except ``=`` and SOH: deleting these leaves only the separators.
 NOT_SEPARATORS = bytes(value for value in range(256) if value not in (0x01, 0x3D))
 DATA_LENGTH_KEYS = frozenset(b"%d" % tag for tag in dictionary.DATA_LENGTH_TAGS)
+DATA_TAGS = frozenset(dictionary.DATA_LENGTH_TAGS.values())
 DATA_KEY_BY_LENGTH_KEY = {b"%d" % length: b"%d" % data for length, data in dictionary.DATA_LENGTH_TAGS.items()}
 
 GARBLED_JUNK = "bytes outside any FIX.4.4 frame"
@@ -224,15 +225,18 @@ def _value_bytes(value: object) -> bytes:
 def encode_fields(fields: Iterable[tuple[int, object]]) -> bytes:
     """Body bytes for ``(tag, value)`` pairs; values are bytes, str, int, bool or Decimal.
 
+    Only data fields (RawData, EncodedText, ...) may hold SOH; their length
+    field must precede them, as in FIX.
+
     Raises
     ------
     LocalProtocolError
-        A value is empty or holds SOH, or a tag is not a positive int.
+        A value is empty or holds SOH outside a data field, or a tag is not a positive int.
     """
     out = []
     for tag, value in fields:
         data = _value_bytes(value)
-        if not data or SOH in data or type(tag) is not int or tag <= 0:
+        if not data or (SOH in data and tag not in DATA_TAGS) or type(tag) is not int or tag <= 0:
             raise LocalProtocolError(f"cannot encode field {tag!r}={value!r}")
         out.append(b"%d=%s\x01" % (tag, data))
     return b"".join(out)

@@ -42,6 +42,9 @@ TAG_OUT_OF_ORDER = 14
 GROUP_FIELDS_OUT_OF_ORDER = 15
 INCORRECT_NUM_IN_GROUP = 16
 OTHER = 99
+#: Integers (sequence numbers, counts, lengths) longer than this are a format error:
+#: they must fit the int64 fields of stores and records.
+MAX_INT_DIGITS = 18
 
 
 def _tag(key: bytes) -> int | None:
@@ -104,7 +107,7 @@ class MessageValidator:
                 if value not in ENUM_VALUES[key]:
                     raise _reject(VALUE_INCORRECT, "Value is incorrect (out of range) for this tag", key)
             elif kind == KIND_UINT:
-                if not value.isdigit():
+                if not value.isdigit() or len(value) > MAX_INT_DIGITS:
                     raise _reject(INCORRECT_DATA_FORMAT, "Incorrect data format for value", key)
             elif kind >= KIND_GROUP:
                 self._walk(message, schema)
@@ -130,12 +133,13 @@ class MessageValidator:
                 raise _reject(VALUE_INCORRECT, "Value is incorrect (out of range) for this tag", key)
             return
         if kind == KIND_UINT or kind == KIND_GROUP:
-            valid = value.isdigit()
-        elif kind == KIND_FLOAT or kind == KIND_INT:
+            valid = value.isdigit() and len(value) <= MAX_INT_DIGITS
+        elif kind == KIND_INT:
             digits = value[1:] if value[:1] == b"-" else value
-            if kind == KIND_FLOAT:
-                digits = digits.replace(b".", b"", 1)
-            valid = digits.isdigit()
+            valid = digits.isdigit() and len(digits) <= MAX_INT_DIGITS
+        elif kind == KIND_FLOAT:
+            digits = value[1:] if value[:1] == b"-" else value
+            valid = digits.replace(b".", b"", 1).isdigit()
         elif kind == KIND_CHAR:
             valid = len(value) == 1 and value != b" "
         elif kind == KIND_BOOLEAN:

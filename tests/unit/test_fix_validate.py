@@ -58,6 +58,7 @@ def test_every_expanded_message_type_is_compiled():
     (HEADER + ORDER.replace(b"60=20240301-12:00:00.000", b"60=20240301-24:00:00"), 6, 60),
     (HEADER + ORDER.replace(b"60=20240301-12:00:00.000", b"60=20240301-12:00:00.1"), 6, 60),
     (HEADER.replace(b"34=2", b"34=-2") + ORDER, 6, 34),                     # SeqNum must be unsigned
+    (HEADER.replace(b"34=2", b"34=1234567890123456789") + ORDER, 6, 34),    # and fit in int64
     (HEADER + ORDER + b"55=TEST\x01", 13, 55),                              # tag appears twice
     (HEADER + ORDER + b"49=CLIENT1\x01", 13, 49),                           # header tag repeated in body
     (HEADER + ORDER + b"43=Y\x01", 14, 43),                                 # header tag after body
