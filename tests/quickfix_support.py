@@ -1,0 +1,69 @@
+"""QuickFIX data dictionary for interop tests.
+
+QuickFIX needs a FIX44.xml to validate.  ``NUMBEX_FIX44_XML`` may point at
+QuickFIX's own file (from its sdist); otherwise one is written from
+``numbex.protocol.fix.dictionary`` (which was generated from that file) with
+the messages numbex uses.  Either way the checks are QuickFIX's C++ ones.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from numbex.protocol.fix import dictionary
+
+
+def _items_xml(items: tuple, indent: str) -> list[str]:
+    lines = []
+    for item in items:
+        required = "Y" if item[1] else "N"
+        if isinstance(item[0], str):
+            lines.append(f"{indent}<component name={quoteattr(item[0])} required='{required}'/>")
+        elif len(item) == 2:
+            lines.append(f"{indent}<field name={quoteattr(dictionary.FIELDS[item[0]][0])} required='{required}'/>")
+        else:
+            lines.append(f"{indent}<group name={quoteattr(dictionary.FIELDS[item[0]][0])} required='{required}'>")
+            lines.extend(_items_xml(item[2], indent + " "))
+            lines.append(f"{indent}</group>")
+    return lines
+
+
+def quickfix_xml() -> str:
+    """A QuickFIX-format FIX 4.4 data dictionary of numbex's messages."""
+    lines = ["<fix type='FIX' major='4' minor='4' servicepack='0'>", " <header>"]
+    lines += _items_xml(dictionary.HEADER, "  ")
+    lines += [" </header>", " <messages>"]
+    for msg_type, (name, category, items) in dictionary.MESSAGES.items():
+        lines.append(f"  <message name='{name}' msgtype={quoteattr(msg_type.decode())} msgcat='{category}'>")
+        lines += _items_xml(items, "   ")
+        lines.append("  </message>")
+    lines += [" </messages>", " <trailer>"]
+    lines += _items_xml(dictionary.TRAILER, "  ")
+    lines += [" </trailer>", " <components>"]
+    for name, items in dictionary.COMPONENTS.items():
+        lines.append(f"  <component name={quoteattr(name)}>")
+        lines += _items_xml(items, "   ")
+        lines.append("  </component>")
+    lines += [" </components>", " <fields>"]
+    for tag, (name, field_type, enum_text) in sorted(dictionary.FIELDS.items()):
+        if not enum_text:
+            lines.append(f"  <field number='{tag}' name={quoteattr(name)} type='{field_type}'/>")
+            continue
+        lines.append(f"  <field number='{tag}' name={quoteattr(name)} type='{field_type}'>")
+        lines += [f"   <value enum={quoteattr(value)} description='V{index}'/>"
+                  for index, value in enumerate(enum_text.split())]
+        lines.append("  </field>")
+    lines += [" </fields>", "</fix>"]
+    return "\n".join(lines) + "\n"
+
+
+def fix44_xml(directory: Path) -> Path:
+    """Path of a FIX44.xml for QuickFIX: ``$NUMBEX_FIX44_XML`` or one written into ``directory``."""
+    configured = os.environ.get("NUMBEX_FIX44_XML")
+    if configured:
+        return Path(configured)
+    path = Path(directory) / "FIX44.xml"
+    path.write_text(quickfix_xml())
+    return path
