@@ -37,7 +37,8 @@ CONSTANT_FIELDS = (
 
 def constant_name(camel: str) -> str:
     """``ClOrdID`` -> ``CL_ORD_ID``; ``NoPartyIDs`` -> ``NO_PARTY_IDS``."""
-    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", camel)
+    spaced = re.sub(r"([A-Z]{2,})s(?=[A-Z]|$)", r"\1S", camel)     # plural acronym: IDs
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", spaced)
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", spaced)
     return spaced.upper()
 
@@ -126,8 +127,9 @@ def generate(spec_path: Path) -> str:
         node = spec.messages[msg_type]
         messages.append((msg_type, node.get("name"), node.get("msgcat"), spec.items(node)))
     spec.used.update(("MsgType", "BeginString", "BodyLength", "CheckSum"))
-    for name in list(spec.used):  # data fields need their length fields and vice versa
-        if spec.fields[name][1] == "DATA":
+    for name, (_, field_type, _) in spec.fields.items():  # every data field and its length field:
+        if field_type == "DATA":                          # the decoder needs them in any message
+            spec.used.add(name)
             spec.used.update(f"{name}{suffix}" for suffix in ("Len", "Length") if f"{name}{suffix}" in spec.fields)
     used = sorted(spec.used, key=lambda name: spec.fields[name][0])
 
