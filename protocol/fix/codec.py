@@ -23,6 +23,7 @@ so longer input is summed in 256-byte chunks.
 from __future__ import annotations
 
 import zlib
+from zlib import adler32
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -77,7 +78,8 @@ def parse_fields(body: bytes) -> tuple[list[bytes], dict[bytes, bytes]]:
     half = len(separators) >> 1
     if separators == b"=\x01" * half:
         parts = body.replace(b"=", SOH).split(SOH)
-        values = dict(zip(parts[0::2], parts[1::2]))
+        pairs = iter(parts)
+        values = dict(zip(pairs, pairs))
         if DATA_LENGTH_KEYS.isdisjoint(values):
             return parts, values
     parts = parse_fields_exact(body)
@@ -174,18 +176,30 @@ class FixDecoder:
         end = body_end + 7
         if len(buffer) < end:
             return None
-        if (buffer[body_end - 1] != 0x01 or buffer[end - 1] != 0x01
-                or not buffer.startswith(b"10=", body_end)):
-            return self._resync(GARBLED_FRAMING)
-        received = buffer[body_end + 3:body_end + 6]
-        if not received.isdigit():
-            return self._resync(GARBLED_FRAMING)
         raw = buffer[start:end]
-        if checksum(memoryview(raw)[:body_end - start]) != int(received):
+        summed = body_end - start
+        if summed <= 256:
+            expected = CHECKSUM_FIELDS[((adler32(raw[:summed]) & 0xFFFF) - 1) & 0xFF]
+        else:
+            expected = CHECKSUM_FIELDS[checksum(raw[:summed])]
+        if raw[summed - 1] != 0x01 or raw[summed:] != expected:
+            trailer = raw[summed:]
+            if (raw[summed - 1] != 0x01 or not trailer.startswith(b"10=") or trailer[-1] != 0x01
+                    or not trailer[3:6].isdigit()):
+                return self._resync(GARBLED_FRAMING)
             return self._resync(GARBLED_CHECKSUM)
         self._position = end
-        parts, values = parse_fields(raw[body_start - start:body_end - start])
-        return FixMessage(raw, parts, values)
+        body = raw[body_start - start:summed]
+        # Fast path (see parse_fields): every field is tag=value with no "=" in values.
+        separators = body.translate(None, NOT_SEPARATORS)
+        if separators == b"=\x01" * (len(separators) >> 1):
+            parts = body.replace(b"=", SOH).split(SOH)
+            pairs = iter(parts)
+            values = dict(zip(pairs, pairs))
+            if DATA_LENGTH_KEYS.isdisjoint(values):
+                return FixMessage(raw, parts, values)
+        parts = parse_fields_exact(body)
+        return FixMessage(raw, parts, dict(zip(parts[0::2], parts[1::2])))
 
     def _skip_junk(self, buffer: bytes, start: int) -> Garbled | None:
         found = buffer.find(BEGIN_MARKER, start)

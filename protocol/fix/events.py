@@ -2,7 +2,9 @@
 
 Admin traffic (Heartbeat, TestRequest, ResendRequest, SequenceReset, the
 Logon/Logout handshakes, Rejects numbex sends) is handled inside the session;
-the owner sees only what it must act on or may want to log.
+the owner sees only what it must act on or may want to log.  Events are
+plain slotted dataclasses (not frozen: a frozen one costs three times as much
+to build, and one is built per application message); treat them as read-only.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from numbex.protocol.fix.message import FixMessage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionEstablished:
     """Logon completed: application messages may flow.
 
@@ -25,7 +27,7 @@ class SessionEstablished:
     reset: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApplicationMessage:
     """A validated, in-sequence application message for the owner to process.
 
@@ -38,7 +40,7 @@ class ApplicationMessage:
     possible_duplicate: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageRejected:
     """numbex rejected an incoming message (Reject 35=3, or BusinessMessageReject 35=j
     when ``business`` is True); for logs and counters."""
@@ -51,14 +53,14 @@ class MessageRejected:
     business: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RejectReceived:
     """The counterparty rejected one of numbex's messages (Reject 35=3)."""
 
     message: FixMessage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GarbledMessage:
     """Bytes the decoder dropped (bad BodyLength/CheckSum/framing); no sequence number used."""
 
@@ -66,7 +68,7 @@ class GarbledMessage:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Disconnect:
     """Write out ``data_to_send()`` then close the connection.  Always the last event."""
 

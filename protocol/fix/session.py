@@ -132,6 +132,7 @@ class FixSession(SessionHandlers):
         self._authority = authority
         self._store = store
         self._validator = validator or MessageValidator()
+        self._epoch_second = self._validator.timestamps.epoch_second
         self._decoder = FixDecoder(settings.max_message_bytes)
         self._formatter = UtcTimestampFormatter()
         self._application_types = settings.accepted_types()

@@ -219,17 +219,23 @@ class SessionHandlers:
         sending_time = values.get(b"52")
         if sending_time is None:
             return True
-        sent_ns = self._validator.parse_timestamp(sending_time)
-        return sent_ns < 0 or abs(self._now - sent_ns) <= self._max_skew_ns
+        second = self._epoch_second(sending_time)
+        if second is None:
+            return True
+        # SendingTime lies in [start, start + 1 s): whole seconds are enough for a skew
+        # measured in minutes, giving the sender the benefit of the fraction.
+        start = second * NANOS
+        return start - self._now <= self._max_skew_ns and self._now - start - NANOS <= self._max_skew_ns
 
     def _check_orig_sending_time(self, values: dict[bytes, bytes]) -> None:
         original = values.get(b"122")
         if original is None:
             raise RemoteProtocolError(REQUIRED_TAG_MISSING, "Required tag missing", 122)
         original_ns = self._validator.parse_timestamp(original)
-        if original_ns < 0:
+        if original_ns is None:
             raise RemoteProtocolError(INCORRECT_DATA_FORMAT, "Incorrect data format for value", 122)
-        if original_ns > self._validator.parse_timestamp(values.get(b"52", b"")):
+        sent_ns = self._validator.parse_timestamp(values.get(b"52", b""))
+        if sent_ns is None or original_ns > sent_ns:
             raise RemoteProtocolError(SENDING_TIME_ACCURACY, "SendingTime accuracy problem", 122)
 
     def _process(self, message: FixMessage, seq_num: int) -> None:

@@ -75,14 +75,30 @@ class UtcTimestampParser:
         self._prefix: bytes | None = None  # the cached, already checked first 17 bytes
         self._second = 0
 
-    def parse(self, value: bytes) -> int:
-        """Nanoseconds since the epoch, or -1 when ``value`` is not a UTCTimestamp."""
+    def is_valid(self, value: bytes) -> bool:
+        """True when ``value`` is a UTCTimestamp (cheap when its second was seen last)."""
+        if value[:17] == self._prefix:
+            size = len(value)
+            if size == 21 or size == 24 or size == 27:
+                return value[17] == 0x2E and value[18:].isdigit()
+            return size == 17
+        return self.parse(value) is not None
+
+    def epoch_second(self, value: bytes) -> int | None:
+        """Whole seconds since the epoch (fraction not checked); None when malformed."""
+        if value[:17] == self._prefix:
+            return self._second
+        nanos = self.parse(value[:17])
+        return None if nanos is None else nanos // NANOS_PER_SECOND
+
+    def parse(self, value: bytes) -> int | None:
+        """Nanoseconds since the epoch (negative before 1970), or None when not a UTCTimestamp."""
         prefix = value[:17]
         if prefix != self._prefix:
             if len(prefix) != 17 or value[8:9] != b"-":
-                return -1
+                return None
             if not _valid_date(prefix[:8]) or not _valid_time(prefix[9:]):
-                return -1
+                return None
             self._second = calendar.timegm((
                 int(prefix[:4]), int(prefix[4:6]), int(prefix[6:8]),
                 int(prefix[9:11]), int(prefix[12:14]), int(prefix[15:17]), 0, 0, 0,
@@ -93,7 +109,7 @@ class UtcTimestampParser:
             return self._second * NANOS_PER_SECOND
         scale = _FRACTION_SCALE.get(len(fraction) - 1)
         if not scale or fraction[:1] != b"." or not fraction[1:].isdigit():
-            return -1
+            return None
         return self._second * NANOS_PER_SECOND + int(fraction[1:]) * scale
 
 

@@ -9,13 +9,18 @@ dictionary only has its header checked, and a MsgType FIX 4.4 does not
 define is reason 11.
 
 Fast path: a message whose tags are all distinct and which has no repeating
-group is checked with one dict lookup and one value check per field plus a C
-subset test for required tags.  Everything else (groups, duplicates, empty
-values, anything wrong) goes through ``_walk``, which follows the message
-level by level, fills ``message.groups`` and finds the precise fault.
+group is checked by a function compiled for its exact layout (its tags in
+wire order, which a client repeats message after message): the layout is
+checked once, structurally, and the function only checks the values that
+have a format, in straight-line code.  Everything else (groups, duplicates,
+empty values, anything wrong) goes through ``_walk``, which follows the
+message level by level, fills ``message.groups`` and finds the precise fault.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 from numbex.protocol.fix.errors import RemoteProtocolError
 from numbex.protocol.fix.message import FieldMap, FixMessage
@@ -45,6 +50,8 @@ OTHER = 99
 #: Integers (sequence numbers, counts, lengths) longer than this are a format error:
 #: they must fit the int64 fields of stores and records.
 MAX_INT_DIGITS = 18
+#: Compiled layouts kept per MsgType (the cache is emptied when it fills).
+MAX_SHAPES = 1024
 
 
 def _tag(key: bytes) -> int | None:
@@ -58,8 +65,8 @@ def _reject(reason: int, text: str, key: bytes | None = None) -> RemoteProtocolE
 class MessageValidator:
     """Validates decoded messages against the FIX 4.4 dictionary.
 
-    Holds only immutable tables and a timestamp-parse cache; one instance can
-    serve every session of a thread.
+    Holds immutable tables, a timestamp-parse cache (``timestamps``) and the
+    compiled layouts; one instance can serve every session of a thread.
 
     Parameters
     ----------
@@ -69,7 +76,8 @@ class MessageValidator:
 
     def __init__(self, schema: Schema | None = None) -> None:
         self.schema = schema or build_schema()
-        self._timestamps = UtcTimestampParser()
+        self.timestamps = UtcTimestampParser()
+        self._shapes: dict[bytes | None, dict[tuple[bytes, ...], Callable]] = {}
 
     def is_known_msg_type(self, msg_type: bytes | None) -> bool:
         """True for any MsgType FIX 4.4 defines."""
@@ -87,37 +95,83 @@ class MessageValidator:
                 or b"=\x01" in message.raw):
             self._walk(message, schema)
             return
-        checks = schema.checks
-        in_body = False
-        for key, value in values.items():
-            kind = checks.get(key)
-            if kind is None:
+        shapes = self._shapes.get(message.msg_type)
+        if shapes is None:
+            shapes = self._shapes[message.msg_type] = {}
+        shape = tuple(values)
+        check = shapes.get(shape)
+        if check is None:
+            check = self._compile(schema, shape)
+            if check is None:  # groups, or the layout itself is wrong: walk it
                 self._walk(message, schema)
                 return
+            if len(shapes) >= MAX_SHAPES:
+                shapes.clear()
+            shapes[shape] = check
+        key = check(values)
+        if key is not None:
+            kind = schema.checks[key]
+            self.check_value(kind - HEADER if kind >= HEADER else kind, key, values[key])
+
+    def _compile(self, schema: MessageSchema, shape: tuple[bytes, ...]):
+        """A straight-line checker for messages of ``schema`` whose tags are exactly
+        ``shape`` in this order, or None when that layout is not a valid flat one.
+
+        The layout decides everything structural (allowed tags, header first,
+        required tags present, no groups), so the checker only looks at the values
+        that have a format: one line per field, no loop, no dispatch.  It returns
+        the first tag whose value is wrong (``check_value`` then says why) or None.
+        """
+        checks = schema.checks
+        in_body = False
+        lines: list[str] = []
+        constants: dict[str, object] = {"is_timestamp": self.timestamps.is_valid}
+        for index, key in enumerate(shape):
+            kind = checks.get(key)
+            if kind is None:
+                return None
             if kind >= HEADER:
                 if in_body:
-                    self._walk(message, schema)
-                    return
+                    return None
                 kind -= HEADER
             else:
                 in_body = True
+            if kind >= KIND_GROUP:
+                return None
             if kind == KIND_TEXT:
                 continue
+            value = f"value{index}"
+            lines.append(f"    {value} = values[{key!r}]")
             if kind == KIND_ENUM:
-                if value not in ENUM_VALUES[key]:
-                    raise _reject(VALUE_INCORRECT, "Value is incorrect (out of range) for this tag", key)
+                constants[f"allowed{index}"] = ENUM_VALUES[key]
+                lines.append(f"    if {value} not in allowed{index}: return {key!r}")
+            elif kind == KIND_FLOAT:
+                lines.append(f"    digits = {value}.replace(b'.', b'', 1)")
+                lines.append(f"    if not digits.isdigit() and not (digits[:1] == b'-' and digits[1:].isdigit()):"
+                             f" return {key!r}")
             elif kind == KIND_UINT:
-                if not value.isdigit() or len(value) > MAX_INT_DIGITS:
-                    raise _reject(INCORRECT_DATA_FORMAT, "Incorrect data format for value", key)
-            elif kind >= KIND_GROUP:
-                self._walk(message, schema)
-                return
+                lines.append(f"    if not {value}.isdigit() or len({value}) > {MAX_INT_DIGITS}: return {key!r}")
+            elif kind == KIND_TIMESTAMP:
+                lines.append(f"    if not is_timestamp({value}): return {key!r}")
             else:
-                self.check_value(kind, key, value)
-        if not values.keys() >= schema.required:
-            for key in schema.required_order:
-                if key not in values:
-                    raise _reject(REQUIRED_TAG_MISSING, "Required tag missing", key)
+                constants[f"valid{index}"] = partial(self.value_is_valid, kind, key)
+                lines.append(f"    if not valid{index}({value}): return {key!r}")
+        if not schema.required <= set(shape):
+            return None
+        body = "\n".join("    " + line for line in lines) or "        pass"
+        source = (f"def make({', '.join(constants)}):\n    def check(values):\n{body}\n"
+                  f"        return None\n    return check\n")
+        namespace: dict[str, object] = {}
+        exec(compile(source, f"<FIX {schema.name} layout>", "exec"), namespace)  # noqa: S102 - built from the dictionary
+        return namespace["make"](**constants)
+
+    def value_is_valid(self, kind: int, key: bytes, value: bytes) -> bool:
+        """True when ``value`` is a valid value of a field of ``kind``."""
+        try:
+            self.check_value(kind, key, value)
+        except RemoteProtocolError:
+            return False
+        return True
 
     def check_value(self, kind: int, key: bytes, value: bytes) -> None:
         """Raise when ``value`` is not a valid value of a field of ``kind``."""
@@ -145,7 +199,7 @@ class MessageValidator:
         elif kind == KIND_BOOLEAN:
             valid = value == b"Y" or value == b"N"
         elif kind == KIND_TIMESTAMP:
-            valid = self._timestamps.parse(value) >= 0
+            valid = self.timestamps.is_valid(value)
         elif kind == KIND_TIME:
             valid = valid_utc_time_only(value)
         elif kind == KIND_DATE:
@@ -157,9 +211,9 @@ class MessageValidator:
         if not valid:
             raise _reject(INCORRECT_DATA_FORMAT, "Incorrect data format for value", key)
 
-    def parse_timestamp(self, value: bytes) -> int:
-        """UTCTimestamp to nanoseconds since the epoch; -1 when malformed."""
-        return self._timestamps.parse(value)
+    def parse_timestamp(self, value: bytes) -> int | None:
+        """UTCTimestamp to nanoseconds since the epoch; None when malformed."""
+        return self.timestamps.parse(value)
 
     # ----------------------------------------------------------------- walk
 

@@ -228,7 +228,7 @@ def test_comp_id_and_sending_time_problems_reject_then_logout():
     assert events == [Disconnect("Logout confirmed")]
     acceptor = Acceptor()
     acceptor.logged_on()
-    events, messages = acceptor.feed(acceptor.client.message(b"0", now_ns=T0 - 121 * NANOS))
+    events, messages = acceptor.feed(acceptor.client.message(b"0", now_ns=T0 - 125 * NANOS))
     assert kinds(messages) == [b"3", b"5"] and (messages[0].get(373), messages[0].get(371)) == (b"10", b"52")
     assert acceptor.session.state is SessionState.LOGOUT_SENT
 
