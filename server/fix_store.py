@@ -48,6 +48,7 @@ _HEADER = struct.Struct("<IIB")
 _SEQ = struct.Struct("<q")
 _MESSAGE = struct.Struct("<qHHI")
 _SENDER, _TARGET, _MESSAGE_RECORD = 1, 2, 3
+_MESSAGE_TYPE_BYTE = bytes((_MESSAGE_RECORD,))
 _MAX_RECORD = 1 << 24
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 #: Opening a file with more sequence-number records than this rewrites it compactly.
@@ -116,10 +117,19 @@ class FileStore:
         self._append(_TARGET, _SEQ.pack(value))
 
     def store_sent(self, seq_num: int, msg_type: bytes, sending_time: bytes, body: bytes) -> None:
-        payload = _MESSAGE.pack(seq_num, len(msg_type), len(sending_time), len(body)) + msg_type + sending_time + body
-        self._index(seq_num, self._size)
+        tail = b"".join((_MESSAGE_TYPE_BYTE, _MESSAGE.pack(seq_num, len(msg_type), len(sending_time), len(body)),
+                         msg_type, sending_time, body))
+        offsets = self._offsets
+        if offsets and seq_num == self._base + len(offsets):  # the usual case: the next number
+            offsets.append(self._size)
+        else:
+            self._index(seq_num, self._size)
         self._next_sender = seq_num + 1
-        self._append(_MESSAGE_RECORD, payload)
+        length = len(tail) - 1
+        self._file.write(_HEADER.pack(zlib.crc32(tail), length, _MESSAGE_RECORD) + tail[1:])
+        self._size += _HEADER.size + length
+        if self.sync_policy == "always":
+            self._durable()
 
     def sent_messages(self, begin: int, end: int) -> Iterator[StoredMessage]:
         self._file.flush()

@@ -36,6 +36,8 @@ BEGIN_MARKER = b"8=FIX.4.4\x019="
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 16
 #: ``10=NNN|`` for every checksum value.
 CHECKSUM_FIELDS = tuple(b"10=%03d\x01" % value for value in range(256))
+#: BodyLength digits -> int for common sizes (a dict lookup is cheaper than int()).
+BODY_LENGTHS = {b"%d" % length: length for length in range(4096)}
 #: Every byte except ``=`` and SOH: deleting these leaves only the separators.
 NOT_SEPARATORS = bytes(value for value in range(256) if value not in (0x01, 0x3D))
 DATA_LENGTH_KEYS = frozenset(b"%d" % tag for tag in dictionary.DATA_LENGTH_TAGS)
@@ -166,9 +168,11 @@ class FixDecoder:
                 return None
             return self._resync(GARBLED_BODY_LENGTH)
         digits = buffer[length_start:length_end]
-        if not digits.isdigit():
-            return self._resync(GARBLED_BODY_LENGTH)
-        body_length = int(digits)
+        body_length = BODY_LENGTHS.get(digits)
+        if body_length is None:
+            if not digits.isdigit():
+                return self._resync(GARBLED_BODY_LENGTH)
+            body_length = int(digits)
         if body_length > self._max_body:
             return self._resync(GARBLED_TOO_LARGE)
         body_start = length_end + 1

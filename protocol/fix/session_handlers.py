@@ -242,9 +242,10 @@ class SessionHandlers:
         """An in-sequence message: validate, then handle or deliver."""
         msg_type = message.msg_type
         values = message.values
+        possible_duplicate = values.get(b"43") == b"Y"
         try:
             self._validator.validate(message)
-            if values.get(b"43") == b"Y" and msg_type != admin.SEQUENCE_RESET:
+            if possible_duplicate and msg_type != admin.SEQUENCE_RESET:
                 self._check_orig_sending_time(values)
         except RemoteProtocolError as error:
             self._send_reject(seq_num, msg_type, error)
@@ -256,9 +257,10 @@ class SessionHandlers:
         if handler is not None:
             handler(message, seq_num)
             return
-        self._advance_target(seq_num + 1)
+        self._next_target = seq_num + 1           # _advance_target, inline on the hot path
+        self._store.set_next_target_seq_num(seq_num + 1)
         if msg_type in self._application_types:
-            self._events.append(ApplicationMessage(message, seq_num, values.get(b"43") == b"Y"))
+            self._events.append(ApplicationMessage(message, seq_num, possible_duplicate))
         else:
             text = "Unsupported Message Type"
             self._send_stored(admin.BUSINESS_MESSAGE_REJECT, admin.business_reject_body(

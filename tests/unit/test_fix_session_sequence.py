@@ -294,3 +294,19 @@ def test_messages_sent_while_disconnected_are_resent_after_next_logon():
 
 def test_decode_helper_sanity():
     assert decode_all(b"") == [] and CLIENT == "CLIENT1"
+
+
+def test_sending_time_before_1970_is_an_accuracy_problem():
+    acceptor = Acceptor()
+    acceptor.logged_on()
+    payload = b"35=0\x0134=2\x0149=CLIENT1\x0152=19000101-00:00:00.000\x0156=NUMBEX\x01"
+    events, messages = acceptor.feed(raw_frame(payload))
+    assert kinds(messages) == [b"3", b"5"] and messages[0].get(373) == b"10"
+
+
+def test_sending_time_within_skew_is_accepted_either_side():
+    acceptor = Acceptor()
+    acceptor.logged_on()
+    for offset in (-119, 119):
+        events, messages = acceptor.feed(acceptor.client.message(b"0", now_ns=T0 + offset * NANOS))
+        assert messages == [] and events == []
