@@ -117,8 +117,8 @@ class FileStore:
         self._append(_TARGET, _SEQ.pack(value))
 
     def store_sent(self, seq_num: int, msg_type: bytes, sending_time: bytes, body: bytes) -> None:
-        tail = b"".join((_MESSAGE_TYPE_BYTE, _MESSAGE.pack(seq_num, len(msg_type), len(sending_time), len(body)),
-                         msg_type, sending_time, body))
+        lengths = _MESSAGE.pack(seq_num, len(msg_type), len(sending_time), len(body))
+        tail = b"".join((_MESSAGE_TYPE_BYTE, lengths, msg_type, sending_time, body))
         offsets = self._offsets
         if offsets and seq_num == self._base + len(offsets):  # the usual case: the next number
             offsets.append(self._size)

@@ -130,7 +130,8 @@ def generate(spec_path: Path) -> str:
     for name, (_, field_type, _) in spec.fields.items():  # every data field and its length field:
         if field_type == "DATA":                          # the decoder needs them in any message
             spec.used.add(name)
-            spec.used.update(f"{name}{suffix}" for suffix in ("Len", "Length") if f"{name}{suffix}" in spec.fields)
+            spec.used.update(f"{name}{suffix}" for suffix in ("Len", "Length")
+                             if f"{name}{suffix}" in spec.fields)
     used = sorted(spec.used, key=lambda name: spec.fields[name][0])
 
     out: list[str] = []

@@ -42,7 +42,9 @@ BODY_LENGTHS = {b"%d" % length: length for length in range(4096)}
 NOT_SEPARATORS = bytes(value for value in range(256) if value not in (0x01, 0x3D))
 DATA_LENGTH_KEYS = frozenset(b"%d" % tag for tag in dictionary.DATA_LENGTH_TAGS)
 DATA_TAGS = frozenset(dictionary.DATA_LENGTH_TAGS.values())
-DATA_KEY_BY_LENGTH_KEY = {b"%d" % length: b"%d" % data for length, data in dictionary.DATA_LENGTH_TAGS.items()}
+DATA_KEY_BY_LENGTH_KEY = {
+    b"%d" % length: b"%d" % data for length, data in dictionary.DATA_LENGTH_TAGS.items()
+}
 
 GARBLED_JUNK = "bytes outside any FIX.4.4 frame"
 GARBLED_BODY_LENGTH = "BodyLength(9) is not a number"

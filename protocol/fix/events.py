@@ -75,4 +75,5 @@ class Disconnect:
     reason: str
 
 
-Event = SessionEstablished | ApplicationMessage | MessageRejected | RejectReceived | GarbledMessage | Disconnect
+Event = (SessionEstablished | ApplicationMessage | MessageRejected | RejectReceived | GarbledMessage
+         | Disconnect)

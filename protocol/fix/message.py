@@ -84,7 +84,8 @@ class FieldMap:
         return len(self.values)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{key.decode('ascii', 'replace')}={value!r}" for key, value in self.values.items())
+        fields = ", ".join(
+            f"{key.decode('ascii', 'replace')}={value!r}" for key, value in self.values.items())
         return f"{type(self).__name__}({fields})"
 
 

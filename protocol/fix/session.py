@@ -221,7 +221,8 @@ class FixSession(SessionHandlers):
         self._outbox.clear()
         return data
 
-    def send(self, msg_type: bytes, body: bytes | list[tuple[int, object]], now_ns: int | None = None) -> bytes:
+    def send(self, msg_type: bytes, body: bytes | list[tuple[int, object]],
+             now_ns: int | None = None) -> bytes:
         """Send an application message; returns the bytes to write (queued bytes first).
 
         ``body`` is the SOH-terminated fields after the header, or (tag, value)

@@ -183,7 +183,8 @@ class SessionHandlers:
         expected = self._next_target
         sender = values.get(b"49")
         target = values.get(b"56")
-        if (sender is not None and sender != self._peer_key) or (target is not None and target != self._own_key):
+        if ((sender is not None and sender != self._peer_key)
+                or (target is not None and target != self._own_key)):
             tag = 49 if sender != self._peer_key else 56
             self._header_fault(seq_num, msg_type, RemoteProtocolError(COMP_ID_PROBLEM, "CompID problem", tag))
             return
@@ -361,8 +362,7 @@ class SessionHandlers:
             return
         new_seq_num = int(values[b"36"])
         if new_seq_num <= seq_num:
-            self._send_reject(seq_num, admin.SEQUENCE_RESET, RemoteProtocolError(
-                VALUE_INCORRECT, f"Attempt to lower sequence number, invalid value NewSeqNo(36)={new_seq_num}", 36))
+            self._reject_lower_sequence(seq_num, new_seq_num)
             self._advance_target(seq_num + 1)
         else:
             self._advance_target(new_seq_num)
@@ -373,8 +373,11 @@ class SessionHandlers:
         if new_seq_num > self._next_target:
             self._advance_target(new_seq_num)
         elif new_seq_num < self._next_target:
-            self._send_reject(seq_num, admin.SEQUENCE_RESET, RemoteProtocolError(
-                VALUE_INCORRECT, f"Attempt to lower sequence number, invalid value NewSeqNo(36)={new_seq_num}", 36))
+            self._reject_lower_sequence(seq_num, new_seq_num)
+
+    def _reject_lower_sequence(self, seq_num: int, new_seq_num: int) -> None:
+        text = f"Attempt to lower sequence number, invalid value NewSeqNo(36)={new_seq_num}"
+        self._send_reject(seq_num, admin.SEQUENCE_RESET, RemoteProtocolError(VALUE_INCORRECT, text, 36))
 
     def _on_resend_request(self, message: FixMessage, seq_num: int, in_sequence: bool = True) -> None:
         """Resend stored application messages; admin messages become one GapFill per run."""
@@ -398,7 +401,8 @@ class SessionHandlers:
         gap_start = begin
         for stored in self._store.sent_messages(begin, end):
             if stored.seq_num > gap_start:
-                outbox.append(encode(admin.SEQUENCE_RESET, gap_start, now, now, admin.gap_fill_body(stored.seq_num)))
+                outbox.append(encode(admin.SEQUENCE_RESET, gap_start, now, now,
+                                     admin.gap_fill_body(stored.seq_num)))
             outbox.append(encode(stored.msg_type, stored.seq_num, now, stored.sending_time, stored.body))
             gap_start = stored.seq_num + 1
         if gap_start <= end:
@@ -409,8 +413,10 @@ class SessionHandlers:
 
     def _send_reject(self, seq_num: int, msg_type: bytes | None, error: RemoteProtocolError) -> None:
         ref_msg_type = msg_type if self._validator.is_known_msg_type(msg_type) else None
-        self._send_admin(admin.REJECT, admin.reject_body(seq_num, error.reason, error.text, error.tag, ref_msg_type))
-        self._events.append(MessageRejected(seq_num, msg_type or b"", error.reason, error.tag, error.text, False))
+        self._send_admin(admin.REJECT, admin.reject_body(
+            seq_num, error.reason, error.text, error.tag, ref_msg_type))
+        self._events.append(MessageRejected(
+            seq_num, msg_type or b"", error.reason, error.tag, error.text, False))
 
     def _send_stored(self, msg_type: bytes, body: bytes) -> None:
         """An application message the session itself sends (BusinessMessageReject)."""
