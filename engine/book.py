@@ -122,21 +122,21 @@ def index_size(max_orders: int, max_stops: int) -> int:
 # --------------------------------------------------------------------------- index
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _home(order_id, glob):
     key = np.uint64(order_id)
     folded = key ^ (key >> np.uint64(glob[G_INDEX_SHIFT]))
     return np.int64(folded & np.uint64(glob[G_INDEX_MASK]))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _key(value, pool, stops, glob):
     if value < glob[G_MAX_ORDERS]:
         return pool[value].order_id
     return stops[value - glob[G_MAX_ORDERS]].order_id
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def index_find(index, pool, stops, glob, order_id):
     """Slot value for ``order_id`` (pool slot, or max_orders + stop slot), -1 if absent."""
     mask = glob[G_INDEX_MASK]
@@ -150,7 +150,7 @@ def index_find(index, pool, stops, glob, order_id):
         i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def index_insert(index, glob, order_id, value):
     """Insert ``order_id`` -> ``value``; the caller knows the id is absent."""
     mask = glob[G_INDEX_MASK]
@@ -160,7 +160,7 @@ def index_insert(index, glob, order_id, value):
     index[i] = value
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def index_delete(index, pool, stops, glob, order_id):
     """Remove ``order_id`` (must be present) with backward-shift deletion."""
     mask = glob[G_INDEX_MASK]
@@ -187,7 +187,7 @@ def index_delete(index, pool, stops, glob, order_id):
 # --------------------------------------------------------------------------- levels
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def next_level_down(bits, inst, symbol, price):
     """Highest non-empty level price strictly below ``price``, -1 if none."""
     low = inst[symbol, I_LOW]
@@ -206,7 +206,7 @@ def next_level_down(bits, inst, symbol, price):
         masked = bits[base + word]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def next_level_up(bits, inst, symbol, price):
     """Lowest non-empty level price strictly above ``price``, -1 if none."""
     low = inst[symbol, I_LOW]
@@ -227,7 +227,7 @@ def next_level_up(bits, inst, symbol, price):
         masked = bits[base + word]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def book_append(pool, inst, level_head, level_tail, level_qty, bits, slot):
     """Append resting order ``slot`` (fields already set) at the back of its level."""
     symbol = pool[slot].symbol
@@ -256,7 +256,7 @@ def book_append(pool, inst, level_head, level_tail, level_qty, bits, slot):
             inst[symbol, I_BEST_ASK] = price
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def book_unlink(pool, inst, level_head, level_tail, level_qty, bits, slot):
     """Take ``slot`` off its level (its leaves leave the level total); fix best prices."""
     symbol = pool[slot].symbol
@@ -291,35 +291,35 @@ def book_unlink(pool, inst, level_head, level_tail, level_qty, bits, slot):
 # --------------------------------------------------------------------------- slots
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pool_alloc(pool, glob):
     slot = glob[G_FREE]
     glob[G_FREE] = pool[slot].next
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pool_free(pool, glob, slot):
     pool[slot].order_id = 0
     pool[slot].next = glob[G_FREE]
     glob[G_FREE] = slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stop_alloc(stops, glob):
     slot = glob[G_STOP_FREE]
     glob[G_STOP_FREE] = stops[slot].next
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stop_free(stops, glob, slot):
     stops[slot].order_id = 0
     stops[slot].next = glob[G_STOP_FREE]
     glob[G_STOP_FREE] = slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stop_append(stops, inst, slot):
     symbol = stops[slot].symbol
     tail = inst[symbol, I_STOP_TAIL]
@@ -333,7 +333,7 @@ def stop_append(stops, inst, slot):
     inst[symbol, I_STOPS] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stop_unlink(stops, inst, slot):
     symbol = stops[slot].symbol
     previous = stops[slot].prev

@@ -104,7 +104,7 @@ from numbex.engine.records import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _new(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, stp, out, n,
          cmd, base):
     reason = _validate_new(index, pool, stops, inst, glob, cmd)
@@ -150,7 +150,7 @@ def _new(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _cancel(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, out, n, cmd,
             base):
     value = index_find(index, pool, stops, glob, cmd.order_id) if cmd.order_id != 0 else -1
@@ -173,7 +173,7 @@ def _cancel(pool, stops, index, inst, level_head, level_tail, level_qty, bits, g
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _replace(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, stp, out, n,
              cmd, base):
     value = index_find(index, pool, stops, glob, cmd.order_id) if cmd.order_id != 0 else -1
@@ -248,7 +248,7 @@ def _replace(pool, stops, index, inst, level_head, level_tail, level_qty, bits, 
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _cancel_where(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, out, n,
                   cmd, base, symbol, side, account, session, day_only, cause):
     """Cancel matching orders of ``symbol``: bids best first, asks best first, then stops.
@@ -295,7 +295,7 @@ def _cancel_where(pool, stops, index, inst, level_head, level_tail, level_qty, b
     return n, count
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _mass_cancel(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, out, n,
                  cmd, base):
     symbol = np.int64(cmd.symbol)
@@ -317,7 +317,7 @@ def _mass_cancel(pool, stops, index, inst, level_head, level_tail, level_qty, bi
                  cmd.symbol, cmd.side, 0, 0, 0, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _set_state(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, out, n,
                cmd, base):
     symbol = np.int64(cmd.symbol)
@@ -341,7 +341,7 @@ def _set_state(pool, stops, index, inst, level_head, level_tail, level_qty, bits
                  0, 0, 0, 0, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def worst_case(inst, glob, cmd):
     """Upper bound on the events one command can produce (docs/SEMANTICS.md).
 
@@ -367,7 +367,7 @@ def worst_case(inst, glob, cmd):
     return 2
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def process_one(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, stp,
                 cmd, out, n):
     """Process one command whose worst case fits in ``out[n:]``; return the new ``n``."""
@@ -391,7 +391,7 @@ def process_one(pool, stops, index, inst, level_head, level_tail, level_qty, bit
     return _reject_new(out, n, cmd, base, EV_REJECTED, REASON_UNKNOWN_OP)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def process_batch(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, stp,
                   commands, start, out, n_out):
     """Process ``commands[start:]`` appending events to ``out[n_out:]``.

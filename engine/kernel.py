@@ -122,7 +122,7 @@ STATUS_DONE = 0  # every command processed
 STATUS_OUTPUT_FULL = 1  # stopped early: the output cannot hold the next command's worst case
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _emit(out, n, cmd, base, kind, order_id, other_id, price, qty, leaves, cum,
           other_leaves, other_cum, aux, account, other_account, session, other_session,
           symbol, side, reason, ord_type, tif, flags):
@@ -154,7 +154,7 @@ def _emit(out, n, cmd, base, kind, order_id, other_id, price, qty, leaves, cum,
     return n + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _emit_resting(out, n, cmd, base, pool, slot, kind, qty, leaves, aux, reason, flags):
     """An event about resting order ``slot`` carrying its own order fields."""
     order = pool[slot]
@@ -164,7 +164,7 @@ def _emit_resting(out, n, cmd, base, pool, slot, kind, qty, leaves, aux, reason,
                  flags | (EV_FLAG_POST_ONLY if order.flags & CMD_FLAG_POST_ONLY else 0))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _emit_stop(out, n, cmd, base, stops, slot, kind, reason):
     """CANCELLED or STOP_TRIGGERED for stop ``slot``."""
     stop = stops[slot]
@@ -177,7 +177,7 @@ def _emit_stop(out, n, cmd, base, stops, slot, kind, reason):
                  stop.symbol, stop.side, reason, stop.ord_type, stop.tif, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _remove_resting(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, slot):
     book_unlink(pool, inst, level_head, level_tail, level_qty, bits, slot)
     index_delete(index, pool, stops, glob, pool[slot].order_id)
@@ -185,7 +185,7 @@ def _remove_resting(pool, stops, index, inst, level_head, level_tail, level_qty,
     glob[G_RESTING] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _remove_stop(pool, stops, index, inst, glob, slot):
     stop_unlink(stops, inst, slot)
     index_delete(index, pool, stops, glob, stops[slot].order_id)
@@ -193,7 +193,7 @@ def _remove_stop(pool, stops, index, inst, glob, slot):
     glob[G_STOPS] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fok_available(pool, inst, level_head, level_qty, bits, stp, symbol, side, limit, account, want):
     """Lots the aggressor could take at acceptable prices, stopping once ``want`` is met."""
     mode = stp[account]
@@ -225,7 +225,7 @@ def _fok_available(pool, inst, level_head, level_qty, bits, stp, symbol, side, l
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _execute(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, stp,
              out, n, cmd, base, order_id, side, ord_type, tif, flags, price, qty, leaves, cum,
              account, session, symbol):
@@ -329,7 +329,7 @@ def _execute(pool, stops, index, inst, level_head, level_tail, level_qty, bits, 
     return n, traded
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _would_cross(inst, symbol, side, price):
     if side == 0:
         best = inst[symbol, I_BEST_ASK]
@@ -338,7 +338,7 @@ def _would_cross(inst, symbol, side, price):
     return best >= 0 and best >= price
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _run_triggers(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, stp,
                   out, n, cmd, base, symbol):
     """Trigger stops of ``symbol`` one at a time, first in arrival order, until none holds."""
@@ -377,7 +377,7 @@ def _run_triggers(pool, stops, index, inst, level_head, level_tail, level_qty, b
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _reject_new(out, n, cmd, base, kind, reason):
     if kind == EV_REJECTED:
         return _emit(out, n, cmd, base, kind, cmd.order_id, np.uint64(0), cmd.price, cmd.qty, 0,
@@ -390,7 +390,7 @@ def _reject_new(out, n, cmd, base, kind, reason):
                  reason, 0, 0, 0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _validate_new(index, pool, stops, inst, glob, cmd):
     """Reject reason for a NEW command, 0 when it is acceptable."""
     if cmd.order_id == 0:

@@ -31,12 +31,12 @@ def read_cycles(typingctx):
     return types.int64(), codegen
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def cycles_now():
     return read_cycles()
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def process_timed(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, stp,
                   commands, out, cycles):
     """Process every command, storing each one's cycles in ``cycles``; events are discarded.
