@@ -258,6 +258,8 @@ class ReferenceMatcher:
         command = self._command
         exec_id = ((command.seq << r.EXEC_ID_SHIFT) | self._event_index) & _U64_MASK
         self._event_index += 1
+        # The command's client_ref goes on events about the command's own order and on
+        # events with order_id 0 (MASS_CANCEL_DONE, STATE_CHANGED, rejects of id 0).
         client_ref = command.client_ref if order_id in (0, command.order_id) else 0
         self._events.append((command.seq, command.ts_ns, exec_id, order_id, other_id, client_ref,
                              price, qty, leaves, cum, other_leaves, other_cum, aux, account,
