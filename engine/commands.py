@@ -268,7 +268,7 @@ def _cancel_where(pool, stops, index, inst, level_head, level_tail, level_qty, b
                 following = pool[slot].next
                 order = pool[slot]
                 if ((account == ALL_ACCOUNTS or order.account == account)
-                        and (session < 0 or np.int64(order.session) == session)
+                        and (session == -1 or np.int64(order.session) == session)
                         and (not day_only or order.tif == TIF_DAY)):
                     n = _emit_resting(out, n, cmd, base, pool, slot, EV_CANCELLED, order.leaves,
                                       0, 0, cause, EV_FLAG_ON_BOOK)
@@ -286,7 +286,7 @@ def _cancel_where(pool, stops, index, inst, level_head, level_tail, level_qty, b
         stop = stops[slot]
         if ((side == SIDE_BOTH or stop.side == side)
                 and (account == ALL_ACCOUNTS or stop.account == account)
-                and (session < 0 or np.int64(stop.session) == session)
+                and (session == -1 or np.int64(stop.session) == session)
                 and (not day_only or stop.tif == TIF_DAY)):
             n = _emit_stop(out, n, cmd, base, stops, slot, EV_CANCELLED, cause)
             _remove_stop(pool, stops, index, inst, glob, slot)

@@ -132,7 +132,9 @@ def _emit(out, n, cmd, base, kind, order_id, other_id, price, qty, leaves, cum,
     event.exec_id = (cmd.seq << np.uint64(EXEC_ID_SHIFT)) | np.uint64(n - base)
     event.order_id = order_id
     event.other_id = other_id
-    event.client_ref = cmd.client_ref if order_id == cmd.order_id else np.uint64(0)
+    event.client_ref = (
+        cmd.client_ref if (order_id == cmd.order_id or order_id == 0) else np.uint64(0)
+    )
     event.price = price
     event.qty = qty
     event.leaves = leaves
