@@ -320,12 +320,13 @@ def test_attach_file_too_small(ring_name):
 
 def test_attach_wrong_record_size(ring_name):
     with Ring.create(ring_name, COMMAND, 8):
-        with pytest.raises(RingError, match="80-byte records, but the dtype's itemsize is 128"):
+        message = f"{COMMAND.itemsize}-byte records, but the dtype's itemsize is {EVENT.itemsize}"
+        with pytest.raises(RingError, match=message):
             Ring.attach(ring_name, EVENT)
 
 
 def test_attach_same_size_different_layout(ring_name):
-    other = np.dtype([(f"field{index}", "<u8") for index in range(10)])
+    other = np.dtype([(f"field{index}", "<u8") for index in range(COMMAND.itemsize // 8)])
     assert other.itemsize == COMMAND.itemsize
     with Ring.create(ring_name, COMMAND, 8):
         with pytest.raises(RingError, match="record layout differs"):
