@@ -4,7 +4,7 @@ Hot-path enums are plain module-level ints (usable inside ``@njit`` kernels);
 ``IntEnum`` mirrors at the bottom are for logs, dumps and tools only.  A unit test
 pins every itemsize and offset below, so a change here is a wire change.
 
-COMMAND (80 bytes): one inbound order command, gateway -> engine, and the WAL payload.
+COMMAND (96 bytes): one inbound order command, gateway -> engine, and the WAL payload.
 
 ======  ===========  =====  =====================================================
 offset  field        type   meaning
@@ -26,6 +26,10 @@ offset  field        type   meaning
 77      tif          u1     TIF_*
 78      flags        u1     CMD_FLAG_*
 79      pad          u1
+80      origin       u8     inbound ring << 56 | ring position: where the command came
+                            from, so recovery resumes each ring after its last journaled
+                            command (0 for commands not from a ring)
+88      reserved     u8     0
 ======  ===========  =====  =====================================================
 
 EVENT (128 bytes): one engine output, engine -> gateways and publisher.
@@ -72,7 +76,7 @@ offset  field       type   meaning
 
 The trailer is ``crc u4`` (CRC32C of header and payload) and ``pad u4``.
 
-WAL_COMMAND_RECORD (112 bytes): a whole WAL_COMMAND record (header, COMMAND payload,
+WAL_COMMAND_RECORD (128 bytes): a whole WAL_COMMAND record (header, COMMAND payload,
 trailer) as one fixed-size dtype, so a segment of command records decodes with one
 ``np.frombuffer``.  Format and recovery rules: docs/WAL.md.
 
@@ -114,6 +118,8 @@ COMMAND = np.dtype(
         ("tif", "u1"),
         ("flags", "u1"),
         ("pad", "u1"),
+        ("origin", "<u8"),
+        ("reserved", "<u8"),
     ],
     align=True,
 )

@@ -5,7 +5,7 @@ For each group size (default 1, 64 and 1024 records) two loops run for about
 that a shared disk whose fdatasync latency drifts by 10-100x within seconds (as on
 this development VM) slows both alike:
 
-* raw: ``os.write`` of ``group x 112`` bytes (a prebuilt buffer, the size of the WAL
+* raw: ``os.write`` of ``group x 128`` bytes (a prebuilt buffer, the size of the WAL
   records) then ``os.fdatasync``, on one appended file: no encoding at all;
 * WAL: ``WalWriter.append`` (encode, CRC32C, one write) then ``commit()`` in sync
   durability (fdatasync per group), with the configured segment size.

@@ -65,7 +65,7 @@ def test_full_tmpfs_stops_the_writer(small_tmpfs):
     directory = small_tmpfs / "wal"
     writer = WalWriter(directory, 256 << 10)
     failure = None
-    for _ in range(200):  # 1 MiB / (100 x 112 bytes) is about 93 groups
+    for _ in range(200):  # 1 MiB / (100 x 128 bytes) is about 93 groups
         try:
             writer.append(make_commands(writer.next_seq, GROUP))
             writer.commit()
@@ -141,16 +141,21 @@ print(json.dumps(result))
 
 @pytest.mark.parametrize("cleanup", ["cleanup", "no-cleanup"])
 def test_file_size_limit_partial_write(tmp_path, cleanup):
-    limit = 50_000  # 63 groups of 7 records fit (49,392 bytes); the 64th is cut at 608 bytes
+    limit = 50_000
+    group_bytes = 7 * RECORD_BYTES
+    groups = limit // group_bytes  # whole groups that fit; the next one is cut short
+    cut_at = limit - groups * group_bytes
+    whole, torn = divmod(cut_at, RECORD_BYTES)
+    assert 0 < whole < 7 and torn > 0, "limit must tear a record inside a group"
     child = subprocess.run([sys.executable, "-c", FILE_SIZE_CHILD, str(tmp_path), str(limit), cleanup],
                            capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr
     result = json.loads(child.stdout)
     assert result["errno"] == errno.EFBIG
-    assert result["durable"] == 63 * 7 and result["second_append_refused"]
+    assert result["durable"] == groups * 7 and result["second_append_refused"]
     assert result["size_after_retry"] == result["size_after_failure"]
     if cleanup == "cleanup":
-        assert result["size_after_failure"] == 63 * 7 * RECORD_BYTES  # the torn group was cut off
+        assert result["size_after_failure"] == groups * group_bytes  # the torn group was cut off
         assert "partial record" not in result["message"]
     else:
         assert result["size_after_failure"] == limit  # a torn record is left on disk
@@ -158,13 +163,14 @@ def test_file_size_limit_partial_write(tmp_path, cleanup):
     reopened = WalWriter(tmp_path, 1 << 20)
     report = reopened.recovery
     if cleanup == "cleanup":
-        assert report.truncations == () and reopened.next_seq == 63 * 7 + 1
+        assert report.truncations == () and reopened.next_seq == groups * 7 + 1
     else:
-        # five whole records of the failed group reached the file (never acknowledged);
-        # the sixth is torn and truncated
+        # whole records of the failed group reached the file (never acknowledged);
+        # the next one is torn and truncated
         (cut,) = report.truncations
-        assert cut.torn_tail and cut.offset == (63 * 7 + 5) * RECORD_BYTES and cut.dropped_bytes == 48
-        assert reopened.next_seq == 63 * 7 + 6
+        assert cut.torn_tail and cut.offset == (groups * 7 + whole) * RECORD_BYTES
+        assert cut.dropped_bytes == torn
+        assert reopened.next_seq == groups * 7 + whole + 1
     reopened.append(make_commands(reopened.next_seq, 3))
     reopened.close()
     assert assert_prefix_of_appended(tmp_path, result["durable"] + 3) == reopened.last_seq
@@ -176,7 +182,7 @@ import numpy as np
 from numbex.engine.records import COMMAND
 from numbex.engine.wal import WalWriter
 
-writer = WalWriter(sys.argv[1], 64 * 112 * 5)
+writer = WalWriter(sys.argv[1], 64 * 128 * 5)
 for _ in range(1_000_000):
     first = writer.next_seq
     commands = np.zeros(64, COMMAND)
@@ -209,7 +215,7 @@ def test_killed_writer_loses_nothing_acknowledged(tmp_path):
         child.stdout.close()
         child.stderr.close()
     assert acknowledged >= 64 * 40, "the child did not get far enough"
-    writer = WalWriter(tmp_path, 64 * 112 * 5)
+    writer = WalWriter(tmp_path, 64 * 128 * 5)
     # a kill in the middle of a write may leave part of a group: whole records of it stay
     assert writer.last_seq >= acknowledged
     writer.close()

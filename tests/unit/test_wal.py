@@ -60,9 +60,9 @@ def last_segment(directory):
 
 # ---------------------------------------------------------------- format and kernels
 def test_command_record_layout_is_pinned():
-    assert WAL_COMMAND_RECORD.itemsize == 112 == RECORD_BYTES
+    assert WAL_COMMAND_RECORD.itemsize == 128 == RECORD_BYTES
     offsets = {name: WAL_COMMAND_RECORD.fields[name][1] for name in WAL_COMMAND_RECORD.names}
-    assert offsets == {"length": 0, "type": 4, "seq": 8, "ts_ns": 16, "command": 24, "crc": 104, "pad": 108}
+    assert offsets == {"length": 0, "type": 4, "seq": 8, "ts_ns": 16, "command": 24, "crc": 120, "pad": 124}
     assert WAL_COMMAND_RECORD.fields["command"][0] == COMMAND
 
 
@@ -70,10 +70,10 @@ def test_command_record_layout_is_pinned():
 @pytest.mark.parametrize("rows", [0, 1, 3, 4, 5, 9, 64])
 def test_crc_kernels_agree_with_crc32c_package(kernel, rows):
     generator = np.random.default_rng(rows)
-    data = generator.integers(0, 2**64, size=(rows, 14), dtype=np.uint64)
+    data = generator.integers(0, 2**64, size=(rows, 16), dtype=np.uint64)
     out = np.zeros(rows, np.uint64)
-    wal_kernels.select_crc_kernels(kernel).crc_rows(data, 13, out)
-    expected = [crc32c.crc32c(data[row].tobytes()[:104]) for row in range(rows)]
+    wal_kernels.select_crc_kernels(kernel).crc_rows(data, 15, out)
+    expected = [crc32c.crc32c(data[row].tobytes()[:120]) for row in range(rows)]
     assert out.tolist() == expected
 
 
@@ -96,16 +96,16 @@ def test_record_bytes_on_disk(tmp_path, kernel):
     commands = make_commands(1, 3)
     write_batches(tmp_path, [3], 1 << 20, crc=kernel)
     raw = last_segment(tmp_path).read_bytes()
-    assert len(raw) == 3 * 112
+    assert len(raw) == 3 * 128
     records = np.frombuffer(raw, WAL_COMMAND_RECORD)
-    assert records["length"].tolist() == [80] * 3
+    assert records["length"].tolist() == [96] * 3
     assert records["type"].tolist() == [WAL_COMMAND] * 3
     assert records["seq"].tolist() == [1, 2, 3]
     assert records["ts_ns"].tolist() == commands["ts_ns"].tolist()
     assert records["command"].tobytes() == commands.tobytes()
     assert records["pad"].tolist() == [0, 0, 0]
     for index in range(3):
-        assert records["crc"][index] == crc32c.crc32c(raw[index * 112:index * 112 + 104])
+        assert records["crc"][index] == crc32c.crc32c(raw[index * 128:index * 128 + 120])
 
 
 def test_table_kernel_without_jit_matches(tmp_path):
@@ -113,10 +113,10 @@ def test_table_kernel_without_jit_matches(tmp_path):
         "import numpy as np, crc32c, sys\n"
         "from numbex.engine import wal_kernels\n"
         "assert not wal_kernels.hardware_crc_available()\n"
-        "data = np.random.default_rng(5).integers(0, 2**64, size=(6, 14), dtype=np.uint64)\n"
+        "data = np.random.default_rng(5).integers(0, 2**64, size=(6, 16), dtype=np.uint64)\n"
         "out = np.zeros(6, np.uint64)\n"
-        "wal_kernels.select_crc_kernels().crc_rows(data, 13, out)\n"
-        "assert out.tolist() == [crc32c.crc32c(row.tobytes()[:104]) for row in data]\n"
+        "wal_kernels.select_crc_kernels().crc_rows(data, 15, out)\n"
+        "assert out.tolist() == [crc32c.crc32c(row.tobytes()[:120]) for row in data]\n"
         "from numbex.engine.wal import WalWriter, WalReader\n"
         "from numbex.engine.records import COMMAND\n"
         "c = np.zeros(5, COMMAND); c['seq'] = np.arange(1, 6); c['price'] = 42\n"
@@ -191,7 +191,7 @@ def test_non_contiguous_batches_are_accepted(tmp_path):
         writer.append(strided)
         wrapped = np.zeros(3, WAL_COMMAND_RECORD)
         wrapped["command"] = make_commands(6, 3)
-        writer.append(wrapped["command"])  # a field view: stride 112
+        writer.append(wrapped["command"])  # a field view: stride 128
     assert WalReader(tmp_path).read().tobytes() == np.concatenate([strided, make_commands(6, 3)]).tobytes()
 
 
@@ -371,7 +371,7 @@ def test_valid_crc_with_a_seq_gap_is_refused(tmp_path):
     segment = last_segment(tmp_path)
     records = np.frombuffer(segment.read_bytes(), WAL_COMMAND_RECORD).copy()
     records["seq"][1] = records["command"]["seq"][1] = 7
-    records["crc"][1] = crc32c.crc32c(records[1:2].tobytes()[:104])
+    records["crc"][1] = crc32c.crc32c(records[1:2].tobytes()[:120])
     segment.write_bytes(records.tobytes())
     with pytest.raises(WalCorruptionError, match="seq 7 where 2 was expected"):
         open_wal(tmp_path)
@@ -419,7 +419,7 @@ def test_every_single_bit_flip_is_classified(tmp_path):
         data[position] ^= 1 << int(generator.integers(8))
         segments[which].write_bytes(bytes(data))
         record, within = divmod(position, RECORD_BYTES)
-        if within >= 108:
+        if within >= 124:
             assert scan_wal(tmp_path).truncations == ()  # pad: outside the CRC, ignored
             outcomes.add("pad")
         elif which == len(segments) - 1 and record == 4:
