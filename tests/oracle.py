@@ -33,7 +33,7 @@ NOWHERE, IN_BOOK, IN_STOPS = 0, 1, 2
 
 
 class Command(NamedTuple):
-    """One COMMAND record as Python ints (field order of ``records.COMMAND``)."""
+    """The COMMAND fields matching reads, as Python ints (other fields are ignored)."""
 
     seq: int
     ts_ns: int
@@ -51,7 +51,6 @@ class Command(NamedTuple):
     ord_type: int
     tif: int
     flags: int
-    pad: int
 
 
 class Order:
@@ -239,7 +238,7 @@ class ReferenceMatcher:
         handlers = {r.OP_NEW: self._new, r.OP_CANCEL: self._cancel_command,
                     r.OP_REPLACE: self._replace, r.OP_MASS_CANCEL: self._mass_cancel,
                     r.OP_SET_STATE: self._set_state}
-        for row in commands.tolist():
+        for row in commands[list(Command._fields)].tolist():
             command = self._command = Command(*row)
             self._event_index = 0
             handler = handlers.get(command.op)
