@@ -31,11 +31,12 @@ price bands of at most 2**22 ticks per instrument; int32 slot numbers.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
-
-from numbex.engine import jitcache  # noqa: F401  (must precede kernel definitions)
 from numba import njit
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
+
+from numbex.engine import jitcache  # noqa: F401  (must precede kernel definitions)
 
 ORDER_SLOT = np.dtype(
     [
@@ -107,7 +108,14 @@ G_INSTRUMENTS = 8
 G_ACCOUNTS = 9
 G_COLUMNS = 10
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+if numba.config.DISABLE_JIT:  # the intrinsics only exist compiled; plain Python equivalents
+
+    def leading_zeros(word):  # noqa: F811
+        return 64 - int(word).bit_length()
+
+    def trailing_zeros(word):  # noqa: F811
+        word = int(word)
+        return (word & -word).bit_length() - 1
 
 
 def index_size(max_orders: int, max_stops: int) -> int:

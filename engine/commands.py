@@ -112,7 +112,7 @@ def _new(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob
         return _reject_new(out, n, cmd, base, EV_REJECTED, reason)
     symbol = np.int64(cmd.symbol)
     ord_type = cmd.ord_type
-    post_flag = EV_FLAG_POST_ONLY if cmd.flags & CMD_FLAG_POST_ONLY else 0
+    post_flag = EV_FLAG_POST_ONLY if cmd["flags"] & CMD_FLAG_POST_ONLY else 0
     is_stop = ord_type == ORD_STOP or ord_type == ORD_STOP_LIMIT
     limit = cmd.price if (ord_type == ORD_LIMIT or ord_type == ORD_STOP_LIMIT) else 0
     n = _emit(out, n, cmd, base, EV_ACCEPTED, cmd.order_id, np.uint64(0), limit, cmd.qty,
@@ -131,19 +131,19 @@ def _new(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob
         stop.side = cmd.side
         stop.ord_type = ord_type
         stop.tif = cmd.tif
-        stop.flags = cmd.flags
+        stop["flags"] = cmd["flags"]
         stop_append(stops, inst, slot)
         index_insert(index, glob, cmd.order_id, glob[G_MAX_ORDERS] + slot)
         glob[G_STOPS] += 1
         return _run_triggers(pool, stops, index, inst, level_head, level_tail, level_qty, bits,
                              glob, stp, out, n, cmd, base, symbol)
-    if cmd.flags & CMD_FLAG_POST_ONLY and _would_cross(inst, symbol, cmd.side, limit):
+    if cmd["flags"] & CMD_FLAG_POST_ONLY and _would_cross(inst, symbol, cmd.side, limit):
         return _emit(out, n, cmd, base, EV_CANCELLED, cmd.order_id, np.uint64(0), limit, cmd.qty,
                      0, 0, 0, 0, 0, cmd.account, np.uint32(0), cmd.session, np.uint32(0),
                      cmd.symbol, cmd.side, CAUSE_POST_ONLY, ord_type, cmd.tif, post_flag)
     n, traded = _execute(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob,
                          stp, out, n, cmd, base, cmd.order_id, cmd.side, ord_type, cmd.tif,
-                         cmd.flags, limit, cmd.qty, cmd.qty, 0, cmd.account, cmd.session, symbol)
+                         cmd["flags"], limit, cmd.qty, cmd.qty, 0, cmd.account, cmd.session, symbol)
     if traded and inst[symbol, I_STOP_HEAD] >= 0:
         n = _run_triggers(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob,
                           stp, out, n, cmd, base, symbol)
@@ -204,11 +204,11 @@ def _replace(pool, stops, index, inst, level_head, level_tail, level_qty, bits, 
     order = pool[slot]
     old_leaves = order.leaves
     cum = order.cum
-    if cmd.flags & CMD_FLAG_QTY_IS_LEAVES:
+    if cmd["flags"] & CMD_FLAG_QTY_IS_LEAVES:
         new_leaves = cmd.qty
     else:
         new_leaves = cmd.qty - cum
-    post_flag = EV_FLAG_POST_ONLY if order.flags & CMD_FLAG_POST_ONLY else 0
+    post_flag = EV_FLAG_POST_ONLY if order["flags"] & CMD_FLAG_POST_ONLY else 0
     if new_leaves <= 0:
         n = _emit_resting(out, n, cmd, base, pool, slot, EV_REPLACED, cum, 0, old_leaves, 0,
                           EV_FLAG_REMOVED)
@@ -227,7 +227,7 @@ def _replace(pool, stops, index, inst, level_head, level_tail, level_qty, bits, 
     side = order.side
     ord_type = order.ord_type
     tif = order.tif
-    order_flags = order.flags
+    order_flags = order["flags"]
     account = order.account
     session = order.session
     _remove_resting(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, slot)
@@ -327,7 +327,7 @@ def _set_state(pool, stops, index, inst, level_head, level_tail, level_qty, bits
     if state < 0 or state > STATE_CLOSED:
         return _reject_new(out, n, cmd, base, EV_REJECTED, REASON_BAD_STATE)
     count = 0
-    if cmd.flags & CMD_FLAG_CANCEL_ALL:
+    if cmd["flags"] & CMD_FLAG_CANCEL_ALL:
         n, count = _cancel_where(pool, stops, index, inst, level_head, level_tail, level_qty, bits,
                                  glob, out, n, cmd, base, symbol, SIDE_BOTH, ALL_ACCOUNTS, -1,
                                  False, CAUSE_HALT)

@@ -152,7 +152,7 @@ def _emit(out, n, cmd, base, kind, order_id, other_id, price, qty, leaves, cum,
     event.reason = reason
     event.ord_type = ord_type
     event.tif = tif
-    event.flags = flags
+    event["flags"] = flags
     return n + 1
 
 
@@ -163,7 +163,7 @@ def _emit_resting(out, n, cmd, base, pool, slot, kind, qty, leaves, aux, reason,
     return _emit(out, n, cmd, base, kind, order.order_id, np.uint64(0), order.price, qty,
                  leaves, order.cum, 0, 0, aux, order.account, np.uint32(0), order.session,
                  np.uint32(0), order.symbol, order.side, reason, order.ord_type, order.tif,
-                 flags | (EV_FLAG_POST_ONLY if order.flags & CMD_FLAG_POST_ONLY else 0))
+                 flags | (EV_FLAG_POST_ONLY if order["flags"] & CMD_FLAG_POST_ONLY else 0))
 
 
 @njit(cache=True, _nrt=False)
@@ -321,7 +321,7 @@ def _execute(pool, stops, index, inst, level_head, level_tail, level_qty, bits, 
     order.side = side
     order.ord_type = ord_type
     order.tif = tif
-    order.flags = flags
+    order["flags"] = flags
     book_append(pool, inst, level_head, level_tail, level_qty, bits, slot)
     index_insert(index, glob, order_id, slot)
     glob[G_RESTING] += 1
@@ -362,7 +362,7 @@ def _run_triggers(pool, stops, index, inst, level_head, level_tail, level_qty, b
         side = stop.side
         ord_type = stop.ord_type
         tif = stop.tif
-        flags = stop.flags
+        flags = stop["flags"]
         price = stop.price
         qty = stop.qty
         account = stop.account
@@ -427,7 +427,7 @@ def _validate_new(index, pool, stops, inst, glob, cmd):
             return REASON_OUTSIDE_BAND
     if is_stop and (cmd.stop_price < low or cmd.stop_price > high):
         return REASON_OUTSIDE_BAND
-    if cmd.flags & CMD_FLAG_POST_ONLY and (
+    if cmd["flags"] & CMD_FLAG_POST_ONLY and (
         cmd.ord_type != ORD_LIMIT or cmd.tif == TIF_IOC or cmd.tif == TIF_FOK
     ):
         return REASON_BAD_COMBINATION

@@ -8,6 +8,7 @@ snapshot is a copy of them and recovery is loading them back.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from numbex.engine import book as b
@@ -83,8 +84,15 @@ class Engine:
             "glob": glob,
             "stp": np.array(spec.stp_modes, dtype=np.int64),
         }
-        self._args = tuple(self.state[name] for name in STATE_ARRAYS)
+        self._interpreted = bool(numba.config.DISABLE_JIT)
+        self._args = tuple(self._kernel_view(self.state[name]) for name in STATE_ARRAYS)
         self.out = np.zeros(output_events, dtype=EVENT)
+
+    def _kernel_view(self, array: np.ndarray) -> np.ndarray:
+        """Under NUMBA_DISABLE_JIT the kernels run as Python: records need attribute access."""
+        if self._interpreted and array.dtype.names:
+            return array.view(np.recarray)
+        return array
 
     # ------------------------------------------------------------------ processing
     def process(self, commands: np.ndarray) -> np.ndarray:
@@ -102,8 +110,10 @@ class Engine:
         """Yield views of the event buffer; each view is valid until the next one."""
         start = 0
         total = commands.shape[0]
+        commands = self._kernel_view(commands)
         while start < total:
-            status, next_command, n = process_batch(*self._args, commands, start, self.out, 0)
+            out = self._kernel_view(self.out)
+            status, next_command, n = process_batch(*self._args, commands, start, out, 0)
             if status == STATUS_DONE or next_command > start or n > 0:
                 if n:
                     yield self.out[:n]
