@@ -30,6 +30,7 @@ INSTRUMENT_STATES = ("open", "halted", "closed")
 class ExchangeConfig:
     comp_id: str = "NUMBEX"
     data_dir: str = "./var"
+    instance: str = "numbex"  # prefix of shared-memory names under /dev/shm
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,9 @@ def _check_decimal(text: str, where: str, positive: bool = True) -> Decimal:
 
 def validate(config: Config) -> Config:
     """Check ranges and cross-references; return ``config`` unchanged."""
+    instance = config.exchange.instance
+    if not instance or not all(ch.isalnum() or ch in "-_" for ch in instance) or len(instance) > 64:
+        raise ConfigError(f"exchange.instance: {instance!r} must be 1-64 letters, digits, - or _")
     for role in ("engine", "gateway", "publisher"):
         _check_choice(getattr(config, role).idle, IDLE_STRATEGIES, f"{role}.idle")
     _check_choice(config.engine.durability, ("sync", "async"), "engine.durability")

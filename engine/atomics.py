@@ -46,6 +46,7 @@ from __future__ import annotations
 import platform
 
 from llvmlite import ir
+from numbex.engine import jitcache  # noqa: F401  (must precede kernel definitions)
 from numba import config, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic

@@ -3,8 +3,8 @@
 Numba invalidates a cached kernel only when its own file changes, not when a
 kernel it calls in another module does; a stale caller would run old inlined code.
 Importing this module (every kernel module does, before defining kernels) points
-``numba.config.CACHE_DIR`` at ``<base>/<digest of engine/*.py>``, so any change to
-any engine source starts a fresh cache.  ``<base>`` is ``$NUMBA_CACHE_DIR`` or
+``numba.config.CACHE_DIR`` at ``<base>/<digest of the kernel sources>``, so a change
+to any kernel module (or to records.py) starts a fresh cache.  ``<base>`` is ``$NUMBA_CACHE_DIR`` or
 ``~/.cache/numbex/numba``.
 """
 
@@ -18,10 +18,13 @@ import numba
 
 
 def source_digest() -> str:
+    """Digest of the engine modules that define kernels (and of the records they use)."""
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+        text = path.read_bytes()
+        if path.name == "records.py" or b"@njit" in text or b"@intrinsic" in text:
+            digest.update(path.name.encode())
+            digest.update(text)
     return digest.hexdigest()[:16]
 
 

@@ -106,6 +106,11 @@ class Engine:
             return np.zeros(0, dtype=EVENT)
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
+    def warm_up(self) -> None:
+        """Compile (or load from the cache) the kernels now rather than on the first command."""
+        empty = self._kernel_view(np.zeros(0, dtype=COMMAND))
+        process_batch(*self._args, empty, 0, self._kernel_view(self.out), 0)
+
     def process_chunks(self, commands: np.ndarray):
         """Yield views of the event buffer; each view is valid until the next one."""
         start = 0

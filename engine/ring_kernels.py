@@ -51,6 +51,7 @@ express.  Routing through the kernels is correct on every architecture.
 
 from __future__ import annotations
 
+from numbex.engine import jitcache  # noqa: F401  (must precede kernel definitions)
 from numba import njit
 
 from numbex.engine.atomics import fence_seq_cst, load_acquire, store_release

@@ -1,0 +1,470 @@
+"""The engine role: rings in, sequencer, WAL, matcher, gated publication, snapshots.
+
+Loop (one thread, :class:`EngineAgent.do_work`):
+
+1. take up to ``engine.batch`` commands from each inbound ring, in a fixed order
+   (peek: the slots stay owned until the batch is journaled);
+2. sequence: global seq numbers and one timestamp per batch, and ``origin`` = ring
+   and position, so recovery resumes each ring exactly after its last journaled
+   command;
+3. append the batch to the WAL; in ``sync`` durability fdatasync it (group commit);
+4. match it; release the ring slots;
+5. publish the events (outbound ring per gateway) only for commands whose WAL
+   records are durable: at once in ``sync``, after the interval fdatasync in
+   ``async``.
+
+A failed WAL write stops acknowledgements: the engine turns ``not-durable``, rejects
+every command with REASON_NOT_DURABLE without journaling it, and retries opening the
+WAL each second; it then rebuilds its state from snapshot and WAL and resumes.
+
+Recovery (start, or after a failure): newest valid snapshot, then the WAL tail
+replayed; events of commands after the status block's ``published_seq`` are
+published again (gateways drop what they already had by exec id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from numbex.engine import records as r
+from numbex.engine import status as st
+
+log = logging.getLogger("numbex.engine")
+
+ORIGIN_SHIFT = 56
+ORIGIN_MASK = (1 << ORIGIN_SHIFT) - 1
+NOT_DURABLE_RETRY_NS = 1_000_000_000
+BACKLOG_LIMIT_EVENTS = 1 << 24
+
+
+def reject_unjournaled(commands: np.ndarray, reason: int) -> np.ndarray:
+    """Reject events (seq 0: never sequenced) for commands that could not be journaled."""
+    events = np.zeros(len(commands), dtype=r.EVENT)
+    kind = np.full(len(commands), r.EV_REJECTED, dtype=np.uint8)
+    kind[commands["op"] == r.OP_CANCEL] = r.EV_CANCEL_REJECTED
+    kind[commands["op"] == r.OP_REPLACE] = r.EV_REPLACE_REJECTED
+    events["kind"] = kind
+    events["reason"] = reason
+    for name in ("order_id", "client_ref", "price", "qty", "account", "session", "symbol",
+                 "side", "ord_type", "tif"):
+        events[name] = commands[name]
+    events["aux"] = commands["stop_price"]
+    events["ts_ns"] = commands["ts_ns"]
+    return events
+
+
+class EngineAgent:
+    """The engine's loop as an agent (``do_work() -> int``); see the module docstring."""
+
+    role_name = "engine"
+
+    def __init__(self, config, *, allow_corruption: bool = False, clock_ns=time.time_ns) -> None:
+        from numbex.engine.channels import GATEWAYS, inbound_ring, outbound_ring, status_block
+        from numbex.engine.channels import doorbell
+        from numbex.engine.spec import EngineSpec
+
+        self.config = config
+        self.spec = EngineSpec.from_config(config)
+        self.allow_corruption = allow_corruption
+        self.clock_ns = clock_ns
+        data = Path(config.exchange.data_dir)
+        self.wal_dir = data / "wal"
+        self.snapshot_dir = data / "snapshots"
+        self.wal_dir.mkdir(parents=True, exist_ok=True)
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        instance = config.exchange.instance
+        slots = config.gateway.ring_slots
+        self.gateways = GATEWAYS
+        self.inbound = [inbound_ring(instance, g, slots) for g in GATEWAYS]
+        self.outbound = [outbound_ring(instance, g, slots) for g in GATEWAYS]
+        self.bells = [doorbell(instance, g) for g in GATEWAYS]
+        self.status = status_block(instance)
+        self.batch = np.zeros(config.engine.batch * len(GATEWAYS), dtype=r.COMMAND)
+        self.backlog: list[list[np.ndarray]] = [[] for _ in GATEWAYS]
+        self.pending: list[np.ndarray] = []  # async: events waiting for durability
+        self.engine = None
+        self.wal = None
+        self.next_seq = 1
+        self.durable_ok = True
+        self.retry_at_ns = 0
+        self.records_since_snapshot = 0
+        self.last_snapshot_ns = time.monotonic_ns()
+        self.snapshot_requested = False
+        self.journaled_next = [0] * len(GATEWAYS)
+
+    # ------------------------------------------------------------------ recovery
+    def on_start(self) -> None:
+        self.status.set(st.W_STATE, st.STATE_RECOVERING)
+        self.status.set(st.W_PID, os.getpid())
+        self.status.set(st.W_STARTS, self.status.get(st.W_STARTS) + 1)
+        self.status.set(st.W_HEARTBEAT, time.monotonic_ns())
+        self._recover(republish=True)
+        self.engine.warm_up()  # kernels compiled or loaded before the engine says it is up
+        self.status.set(st.W_STATE, st.STATE_UP)
+        log.info("engine up: next seq %d, %d resting orders", self.next_seq,
+                 self.engine.resting_count)
+
+    def _recover(self, republish: bool) -> None:
+        from numbex.engine.matcher import Engine
+        from numbex.engine.snapshot import load_latest
+        from numbex.engine.wal import WalReader, WalWriter
+
+        started = time.perf_counter()
+        engine = Engine(self.spec)
+        snapshot = load_latest(self.snapshot_dir)
+        start_seq = 0
+        if snapshot is not None:
+            engine.load_state(snapshot.arrays)
+            start_seq = snapshot.seq
+            for bad in snapshot.skipped:
+                log.warning("skipped damaged snapshot %s", bad)
+        if self.wal is not None:
+            self.wal.close()
+        self.wal = WalWriter(self.wal_dir, self.config.engine.wal_segment_bytes,
+                             self.config.engine.durability,
+                             self.config.engine.async_sync_interval_ms,
+                             allow_corruption=self.allow_corruption, first_seq=start_seq + 1)
+        published = self.status.get(st.W_PUBLISHED) if not self.status.created else 0
+        rings_known = not self.status.created
+        journaled = [self.status.get(st.W_JOURNALED + i) for i in range(len(self.gateways))]
+        replayed = 0
+        for commands in WalReader(self.wal_dir).batches(from_seq=start_seq + 1):
+            events = engine.process(commands)
+            replayed += len(commands)
+            origins = commands["origin"]
+            for index, gateway in enumerate(self.gateways):
+                mine = origins[(origins >> np.uint64(ORIGIN_SHIFT)) == gateway]
+                mine = mine[mine != 0]
+                if len(mine):
+                    journaled[index] = max(journaled[index],
+                                           int(mine.max() & np.uint64(ORIGIN_MASK)) + 1)
+            if republish and rings_known:
+                self._route(events[events["seq"] > published])
+        last = self.wal.last_seq if self.wal.last_seq is not None else start_seq
+        self.next_seq = max(last, start_seq) + 1
+        self.engine = engine
+        self.journaled_next = journaled
+        if rings_known:
+            for index, ring in enumerate(self.inbound):
+                self._skip_journaled(ring, journaled[index])
+        self.status.set(st.W_LAST, self.next_seq - 1)
+        self.status.set(st.W_DURABLE, self.next_seq - 1)
+        self.status.set(st.W_PUBLISHED, self.next_seq - 1)
+        self.status.set(st.W_SNAPSHOT, start_seq)
+        self.status.created = False
+        self.records_since_snapshot = replayed
+        self.durable_ok = True
+        log.info("recovered: snapshot seq %d + %d WAL records in %.3f s", start_seq, replayed,
+                 time.perf_counter() - started)
+
+    @staticmethod
+    def _skip_journaled(ring, journaled_next: int) -> None:
+        """Release ring slots already journaled by a previous engine (never past the tail)."""
+        from numbex.engine import ring_kernels as k
+
+        head = int(ring.header[k.HEAD_WORD])
+        tail = int(ring.header[k.TAIL_WORD])
+        if head < journaled_next <= tail:
+            k.ring_release(ring.header, journaled_next - head)
+
+    # ------------------------------------------------------------------ the loop
+    def do_work(self) -> int:
+        now = time.monotonic_ns()
+        self.status.set(st.W_HEARTBEAT, now)
+        work = self._flush_backlog()
+        taken, views = self._gather()
+        if taken:
+            work += self._handle(taken, views)
+        if self.config.engine.durability == "async" and self.durable_ok:
+            work += self._publish_durable(now)
+        if not self.durable_ok and now >= self.retry_at_ns:
+            self._retry_durability(now)
+        if self.snapshot_requested or (
+            self.records_since_snapshot >= self.config.engine.snapshot_every_records
+            or (self.records_since_snapshot
+                and now - self.last_snapshot_ns >= self.config.engine.snapshot_every_seconds * 10**9)
+        ):
+            self.snapshot()
+        return work
+
+    def _gather(self):
+        taken = 0
+        views = []
+        per_ring = self.config.engine.batch
+        for index, ring in enumerate(self.inbound):
+            view = ring.peek(per_ring)
+            count = len(view)
+            views.append(count)
+            if count:
+                from numbex.engine import ring_kernels as k
+
+                head = int(ring.header[k.HEAD_WORD])
+                block = self.batch[taken:taken + count]
+                block[:] = view
+                block["origin"] = (np.uint64(self.gateways[index]) << np.uint64(ORIGIN_SHIFT)) | (
+                    np.arange(head, head + count, dtype=np.uint64))
+                taken += count
+        return taken, views
+
+    def _release(self, views) -> None:
+        for ring, count in zip(self.inbound, views):
+            if count:
+                ring.release(count)
+
+    def _handle(self, taken: int, views) -> int:
+        from numbex.engine.wal import WalWriteError
+
+        batch = self.batch[:taken]
+        if not self.durable_ok:
+            batch["ts_ns"] = self.clock_ns()
+            self._route(reject_unjournaled(batch, r.REASON_NOT_DURABLE))
+            self._release(views)
+            return taken
+        batch["seq"] = np.arange(self.next_seq, self.next_seq + taken, dtype=np.uint64)
+        batch["ts_ns"] = self.clock_ns()
+        batch["reserved"] = 0
+        sync = self.config.engine.durability == "sync"
+        try:
+            self.wal.append(batch)
+            if sync:
+                self.wal.commit()
+        except WalWriteError as error:
+            log.error("WAL write failed, acknowledgements stopped: %s", error)
+            self._enter_not_durable()
+            batch["seq"] = 0
+            self._route(reject_unjournaled(batch, r.REASON_NOT_DURABLE))
+            self._release(views)
+            return taken
+        self.next_seq += taken
+        events = self.engine.process(batch)
+        self._release(views)
+        for index, count in enumerate(views):
+            if count:
+                origins = batch["origin"][(batch["origin"] >> np.uint64(ORIGIN_SHIFT)) == self.gateways[index]]
+                self.journaled_next[index] = int(origins[-1] & np.uint64(ORIGIN_MASK)) + 1
+                self.status.set(st.W_JOURNALED + index, self.journaled_next[index])
+        last = self.next_seq - 1
+        self.status.set(st.W_LAST, last)
+        self.records_since_snapshot += taken
+        if sync:
+            self.status.set(st.W_DURABLE, last)
+            self._route(events)
+            self.status.set(st.W_PUBLISHED, last)
+        else:
+            self.pending.append(events)
+        return taken
+
+    def _publish_durable(self, now_ns: int) -> int:
+        from numbex.engine.wal import WalWriteError
+
+        try:
+            durable = self.wal.maybe_sync(time.monotonic_ns())
+        except WalWriteError as error:
+            log.error("WAL sync failed, acknowledgements stopped: %s", error)
+            self._enter_not_durable()
+            return 0
+        self.status.set(st.W_DURABLE, durable)
+        published = 0
+        while self.pending:
+            events = self.pending[0]
+            ready = events["seq"] <= durable
+            if ready.all():
+                self._route(events)
+                published += len(events)
+                self.pending.pop(0)
+            else:
+                self._route(events[ready])
+                published += int(ready.sum())
+                self.pending[0] = events[~ready]
+                break
+        self.status.set(st.W_PUBLISHED, durable)
+        return published
+
+    def _enter_not_durable(self) -> None:
+        self.durable_ok = False
+        self.pending.clear()  # never acknowledged; the state is rebuilt from the WAL
+        self.retry_at_ns = time.monotonic_ns() + NOT_DURABLE_RETRY_NS
+        self.status.set(st.W_STATE, st.STATE_NOT_DURABLE)
+
+    def _retry_durability(self, now_ns: int) -> None:
+        from numbex.engine.wal import WalWriteError
+
+        self.retry_at_ns = now_ns + NOT_DURABLE_RETRY_NS
+        try:
+            self._recover(republish=False)
+        except (OSError, WalWriteError) as error:
+            log.warning("WAL still unusable: %s", error)
+            self.durable_ok = False
+            return
+        self.status.set(st.W_STATE, st.STATE_UP)
+        log.info("WAL writable again; acknowledgements resumed at seq %d", self.next_seq)
+
+    # ------------------------------------------------------------------ output
+    def _route(self, events: np.ndarray) -> None:
+        if not len(events):
+            return
+        gateway_of = events["session"] >> np.uint32(16)
+        other_of = events["other_session"] >> np.uint32(16)
+        trade = events["kind"] == r.EV_TRADE
+        for index, gateway in enumerate(self.gateways):
+            mine = events[(gateway_of == gateway) | (trade & (other_of == gateway))]
+            if len(mine):
+                self.backlog[index].append(mine)
+        self._flush_backlog()
+
+    def _flush_backlog(self) -> int:
+        sent = 0
+        for index, queue in enumerate(self.backlog):
+            ring = self.outbound[index]
+            wrote_any = False
+            while queue:
+                chunk = queue[0]
+                count = ring.offer(chunk)
+                sent += count
+                wrote_any = wrote_any or count > 0
+                if count == len(chunk):
+                    queue.pop(0)
+                else:
+                    queue[0] = chunk[count:]
+                    break
+            if wrote_any and ring.consumer_parked():
+                self.bells[index].ring()
+            if sum(len(c) for c in queue) > BACKLOG_LIMIT_EVENTS:
+                dropped = queue.pop(0)
+                log.error("gateway %d is not reading: dropped %d events", index, len(dropped))
+        return sent
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> None:
+        from numbex.engine.snapshot import list_snapshots, prune_snapshots, write_snapshot
+        from numbex.engine.wal import prune_segments
+
+        self.snapshot_requested = False
+        seq = self.next_seq - 1
+        self.records_since_snapshot = 0
+        self.last_snapshot_ns = time.monotonic_ns()
+        if seq <= 0 or not self.durable_ok:
+            return
+        started = time.perf_counter()
+        meta = {"instruments": [i.symbol for i in self.config.instruments],
+                "max_orders": self.spec.max_orders, "max_stops": self.spec.max_stops}
+        path = write_snapshot(self.snapshot_dir, seq, self.engine.save_state(), meta)
+        prune_snapshots(self.snapshot_dir, self.config.engine.keep_snapshots)
+        kept = list_snapshots(self.snapshot_dir)
+        if kept:
+            prune_segments(self.wal_dir, kept[0][0])  # the oldest kept snapshot still needs its tail
+        self.status.set(st.W_SNAPSHOT, seq)
+        log.info("snapshot %s (seq %d) in %.3f s", path.name, seq, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ shutdown
+    def drain(self, max_seconds: float = 5.0) -> None:
+        """Process what is queued in the rings (bounded), then make everything durable."""
+        deadline = time.monotonic() + max_seconds
+        while time.monotonic() < deadline and self.do_work():
+            pass
+        if self.config.engine.durability == "async" and self.durable_ok:
+            from numbex.engine.wal import WalWriteError
+
+            try:
+                self.wal.sync()
+            except WalWriteError as error:
+                log.error("final sync failed: %s", error)
+            self._publish_durable(time.monotonic_ns())
+        self._flush_backlog()
+
+    def on_close(self) -> None:
+        self.status.set(st.W_STATE, st.STATE_STOPPING)
+        try:
+            self.drain()
+            if self.durable_ok:
+                self.snapshot()
+        finally:
+            if self.wal is not None:
+                self.wal.close()
+            self.status.set(st.W_STATE, st.STATE_DOWN)
+            for ring in self.inbound + self.outbound:
+                ring.close()
+            for bell in self.bells:
+                bell.close()
+
+    def wake_source(self):
+        return self.inbound[0]
+
+
+# ---------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="config file (default: the embedded defaults)")
+    parser.add_argument("--allow-wal-corruption", action="store_true",
+                        help="operator override: truncate the WAL at the first bad record "
+                             "(the cut bytes are kept beside it) instead of refusing to start")
+    parser.add_argument("--max-seconds", type=float, default=None, help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    from numbex import config as config_module
+    from numbex.agent import AgentRunner, StopFlag, make_idle_strategy, stop_on_signals
+    from numbex.engine.wal_segments import WalCorruptionError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    set_process_title("numbex engine")
+    try:
+        config = config_module.load(args.config)
+    except config_module.ConfigError as error:
+        print(f"numbex engine: {error}", file=sys.stderr)
+        return 2
+    from numbex.machine import place_process
+
+    place_process("engine", config.engine.cpus, config.engine.numa_node)
+    stop = StopFlag()
+    with stop_on_signals(stop):
+        try:
+            agent = EngineAgent(config, allow_corruption=args.allow_wal_corruption)
+            signal.signal(signal.SIGUSR1, lambda *_: setattr(agent, "snapshot_requested", True))
+            agent.on_start()
+        except WalCorruptionError as error:
+            print(f"numbex engine: refusing to start: {error}\n"
+                  "  (inspect with `numbex wal dump`; `--allow-wal-corruption` truncates at the "
+                  "first bad record and keeps the cut bytes)", file=sys.stderr)
+            return 3
+        except OSError as error:
+            print(f"numbex engine: cannot start: {error}", file=sys.stderr)
+            return 1
+        idle = make_idle_strategy(config.engine.idle, wake=agent.wake_source())
+        runner = AgentRunner([_Started(agent)], idle, stop)
+        runner.run(max_seconds=args.max_seconds)
+    return 0
+
+
+class _Started:
+    """The agent after on_start (done before the runner, so start errors exit clearly)."""
+
+    def __init__(self, agent: EngineAgent) -> None:
+        self.agent = agent
+        self.role_name = agent.role_name
+
+    def on_start(self) -> None:
+        pass
+
+    def do_work(self) -> int:
+        return self.agent.do_work()
+
+    def on_close(self) -> None:
+        self.agent.on_close()
+
+
+def set_process_title(title: str) -> None:
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(title)
+    except ImportError:  # pragma: no cover
+        pass
