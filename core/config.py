@@ -55,6 +55,8 @@ class FixListenerConfig:
     port: int = 9878
     heartbeat_seconds_max: int = 300
     logon_timeout_seconds: int = 10
+    throttle_logout_excess: int = 1000  # throttled messages in a row that end a session (Logout)
+    throttle_logout_ms: int = 5000  # or an unbroken run of throttled messages this long
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,8 @@ def validate(config: Config) -> Config:
         "engine.keep_snapshots": config.engine.keep_snapshots,
         "engine.async_sync_interval_ms": config.engine.async_sync_interval_ms,
         "gateway.outbound_buffer_bytes": config.gateway.outbound_buffer_bytes,
+        "gateway.fix.throttle_logout_excess": config.gateway.fix.throttle_logout_excess,
+        "gateway.fix.throttle_logout_ms": config.gateway.fix.throttle_logout_ms,
     }
     for where, value in positive.items():
         if value <= 0:
