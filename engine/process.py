@@ -99,6 +99,7 @@ class EngineAgent:
         self.last_snapshot_ns = time.monotonic_ns()
         self.snapshot_requested = False
         self.journaled_next = [0] * len(GATEWAYS)
+        self.routed_seq = 0  # events of commands <= this seq were handed to _route
 
     # ------------------------------------------------------------------ recovery
     def on_start(self) -> None:
@@ -133,6 +134,7 @@ class EngineAgent:
                              self.config.engine.async_sync_interval_ms,
                              allow_corruption=self.allow_corruption, first_seq=start_seq + 1)
         published = self.status.get(st.W_PUBLISHED) if not self.status.created else 0
+        self.routed_seq = published
         rings_known = not self.status.created
         journaled = [self.status.get(st.W_JOURNALED + i) for i in range(len(self.gateways))]
         replayed = 0
@@ -157,7 +159,8 @@ class EngineAgent:
                 self._skip_journaled(ring, journaled[index])
         self.status.set(st.W_LAST, self.next_seq - 1)
         self.status.set(st.W_DURABLE, self.next_seq - 1)
-        self.status.set(st.W_PUBLISHED, self.next_seq - 1)
+        self.routed_seq = self.next_seq - 1
+        self._flush_backlog()
         self.status.set(st.W_SNAPSHOT, start_seq)
         self.status.created = False
         self.records_since_snapshot = replayed
@@ -256,8 +259,8 @@ class EngineAgent:
         self.records_since_snapshot += taken
         if sync:
             self.status.set(st.W_DURABLE, last)
+            self.routed_seq = last
             self._route(events)
-            self.status.set(st.W_PUBLISHED, last)
         else:
             self.pending.append(events)
         return taken
@@ -285,7 +288,9 @@ class EngineAgent:
                 published += int(ready.sum())
                 self.pending[0] = events[~ready]
                 break
-        self.status.set(st.W_PUBLISHED, durable)
+        self.routed_seq = max(self.routed_seq, durable) if not self.pending else int(
+            self.pending[0]["seq"].min()) - 1
+        self._flush_backlog()
         return published
 
     def _enter_not_durable(self) -> None:
@@ -340,6 +345,13 @@ class EngineAgent:
             if sum(len(c) for c in queue) > BACKLOG_LIMIT_EVENTS:
                 dropped = queue.pop(0)
                 log.error("gateway %d is not reading: dropped %d events", index, len(dropped))
+        # Published = every event of commands up to here is in a ring (a crash before that
+        # republishes them from the WAL at recovery).
+        published = self.routed_seq
+        for queue in self.backlog:
+            if queue:
+                published = min(published, int(queue[0]["seq"][0]) - 1)
+        self.status.set(st.W_PUBLISHED, max(published, 0))
         return sent
 
     # ------------------------------------------------------------------ snapshots
