@@ -118,9 +118,23 @@ class EngineAgent:
         from numbex.engine.snapshot import load_latest
         from numbex.engine.wal import WalReader, WalWriter
 
+        from numbex.engine.wal import list_segments
+
         started = time.perf_counter()
         engine = Engine(self.spec)
+        rings_known = not self.status.created
+        published = self.status.get(st.W_PUBLISHED) if rings_known else 0
         snapshot = load_latest(self.snapshot_dir)
+        if republish and rings_known and snapshot is not None and snapshot.seq > published:
+            # Events after ``published`` never reached the gateways: start from a snapshot
+            # old enough to replay them (or from genesis while the WAL still starts at 1).
+            older = load_latest(self.snapshot_dir, max_seq=published)
+            segments = list_segments(self.wal_dir)
+            if older is not None or (segments and segments[0][0] == 1):
+                snapshot = older
+            else:
+                log.warning("events of seq %d..%d cannot be republished: their WAL is pruned",
+                            published + 1, snapshot.seq)
         start_seq = 0
         if snapshot is not None:
             engine.load_state(snapshot.arrays)
@@ -133,9 +147,7 @@ class EngineAgent:
                              self.config.engine.durability,
                              self.config.engine.async_sync_interval_ms,
                              allow_corruption=self.allow_corruption, first_seq=start_seq + 1)
-        published = self.status.get(st.W_PUBLISHED) if not self.status.created else 0
         self.routed_seq = published
-        rings_known = not self.status.created
         journaled = [self.status.get(st.W_JOURNALED + i) for i in range(len(self.gateways))]
         replayed = 0
         for commands in WalReader(self.wal_dir).batches(from_seq=start_seq + 1):
