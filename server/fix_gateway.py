@@ -82,6 +82,7 @@ class FixGatewayCore:
         self._received: list[FixConnection] = []
         self._output: list[FixConnection] = []
         self._stores: set = set()
+        self._logouts: list[FixConnection] = []
         self._formatter = UtcTimestampFormatter()
 
     # ------------------------------------------------------------ transport events
@@ -136,6 +137,8 @@ class FixGatewayCore:
         work += entry.answer_status_requests()
         if entry.dirty:
             self._deliver(now_ns)
+        if self._logouts:
+            self._logout_abusers(now_ns)
         stores = self._stores
         if stores:
             for store in stores:
@@ -194,10 +197,8 @@ class FixGatewayCore:
             elif kind is GarbledMessage:
                 self.counters["garbled"] += 1
         context = connection.context
-        if context is not None and context.logout_text is not None:
-            session.logout(context.logout_text, now_ns)
-            context.logout_text = None
-            self.counters["throttle_logouts"] += 1
+        if context is not None and context.logout_text is not None and connection not in self._logouts:
+            self._logouts.append(connection)
         data = session.data_to_send()
         if data:
             self._write(connection, data)
@@ -235,6 +236,21 @@ class FixGatewayCore:
                 self._stores.add(store)
             outbox.clear()
         entry.dirty.clear()
+
+    def _logout_abusers(self, now_ns: int) -> None:
+        """Logout for sessions the throttle found abusive, after this batch's replies."""
+        for connection in self._logouts:
+            context = connection.context
+            if context is None or context.logout_text is None:
+                continue
+            session = connection.session
+            session.logout(context.logout_text, now_ns)
+            context.logout_text = None
+            self.counters["throttle_logouts"] += 1
+            self._write(connection, session.data_to_send())
+            if session.store is not None:
+                self._stores.add(session.store)
+        self._logouts.clear()
 
     def _write(self, connection: FixConnection, data: bytes) -> None:
         if connection.closed or not data:

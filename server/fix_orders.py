@@ -234,14 +234,14 @@ class OrderEntry(ExecutionHandlers):
                 raise RequestRefused(r.REASON_UNKNOWN_INSTRUMENT, f"unknown symbol {symbol_text.decode()}")
             side = SIDE_FROM_FIX.get(get(54))
             if side is None:
-                raise RequestRefused(r.REASON_BAD_SIDE, f"Side(54)={get(54).decode()} not supported (1 or 2)")
+                raise RequestRefused(r.REASON_BAD_SIDE, f"Side(54) {get(54).decode()} not supported (1 or 2)")
             ord_type = ORD_TYPE_FROM_FIX.get(get(40))
             if ord_type is None:
-                raise RequestRefused(r.REASON_BAD_ORDER_TYPE, f"OrdType(40)={get(40).decode()} not supported")
+                raise RequestRefused(r.REASON_BAD_ORDER_TYPE, f"OrdType(40) {get(40).decode()} not supported")
             tif_text = get(59)
             tif = r.TIF_DAY if tif_text is None else TIF_FROM_FIX.get(tif_text)
             if tif is None:
-                raise RequestRefused(r.REASON_BAD_TIF, f"TimeInForce(59)={tif_text.decode()} not supported")
+                raise RequestRefused(r.REASON_BAD_TIF, f"TimeInForce(59) {tif_text.decode()} not supported")
             post_only = self._post_only(get(18))
             account = get(1)
             if account is not None and account != context.account_name:
@@ -349,7 +349,7 @@ class OrderEntry(ExecutionHandlers):
             reject = (b"0", f"MassCancelRequestType {request_type.decode()} not supported (1 or 7)")
         side = r.SIDE_BOTH if side_text is None else SIDE_FROM_FIX.get(side_text)
         if side is None and reject is None:
-            reject = (b"99", f"Side(54)={side_text.decode()} not supported")
+            reject = (b"99", f"Side(54) {side_text.decode()} not supported")
         if reject is not None:
             self._reply(context, b"r", reports.mass_cancel_report(
                 cl_ord_id, self._exec_id(), request_type, b"0", 0, self._formatter.format(self._now_ns),
@@ -456,7 +456,7 @@ class OrderEntry(ExecutionHandlers):
             return False
         values = exec_inst.split()
         if any(value != b"6" for value in values):
-            raise RequestRefused(r.REASON_BAD_COMBINATION, f"ExecInst(18)={exec_inst.decode()} not supported "
+            raise RequestRefused(r.REASON_BAD_COMBINATION, f"ExecInst(18) {exec_inst.decode()} not supported "
                                  "(only 6, post-only)")
         return bool(values)
 
