@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("numbex.serve")
 
-START_WINDOW_SECONDS = 3.0
+START_WINDOW_SECONDS = 1.5
 STOP_TIMEOUT_SECONDS = 15.0
 RESTART_DELAY_SECONDS = 0.5
 
@@ -66,13 +66,19 @@ def role_available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def build_children(config_path: str | None, extra: list[str]) -> list[Child]:
+ROLES = ("engine", "gateway", "publisher")
+
+
+def build_children(config_path: str | None, extra: list[str],
+                   roles: tuple[str, ...] = ROLES) -> list[Child]:
     base = [sys.executable, "-m", "numbex.cli"]
     config_args = ["--config", config_path] if config_path else []
     children = []
     for role, module in (("engine", "numbex.engine.process"),
                          ("gateway", "numbex.server.gateway"),
                          ("publisher", "numbex.feed.publisher")):
+        if role not in roles:
+            continue
         if role_available(module):
             children.append(Child(role, base + [role] + config_args + extra))
         else:
@@ -81,10 +87,11 @@ def build_children(config_path: str | None, extra: list[str]) -> list[Child]:
 
 
 class Supervisor:
-    def __init__(self, config, config_path: str | None, fresh: bool = True) -> None:
+    def __init__(self, config, config_path: str | None, fresh: bool = True,
+                 roles: tuple[str, ...] = ROLES) -> None:
         self.config = config
         self.config_path = config_path
-        self.children = build_children(config_path, [])
+        self.children = build_children(config_path, [], roles)
         self.stopping = False
         self.fresh = fresh
 
@@ -164,6 +171,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="config file (default: the embedded defaults)")
     parser.add_argument("--keep-channels", action="store_true",
                         help="attach to existing shared-memory rings instead of recreating them")
+    parser.add_argument("--roles", default=",".join(ROLES),
+                        help="comma-separated roles to run (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,7 +187,13 @@ def run(args: argparse.Namespace) -> int:
     except config_module.ConfigError as error:
         print(f"numbex serve: {error}", file=sys.stderr)
         return 2
-    supervisor = Supervisor(config, args.config, fresh=not args.keep_channels)
+    roles = tuple(role.strip() for role in args.roles.split(",") if role.strip())
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown or not roles:
+        print(f"numbex serve: --roles: unknown role(s) {', '.join(unknown) or '(none given)'}; "
+              f"choose from {', '.join(ROLES)}", file=sys.stderr)
+        return 2
+    supervisor = Supervisor(config, args.config, fresh=not args.keep_channels, roles=roles)
     received = []
 
     def on_signal(number, _frame):
