@@ -59,11 +59,23 @@ def quickfix_xml() -> str:
     return "\n".join(lines) + "\n"
 
 
-def fix44_xml(directory: Path) -> Path:
-    """Path of a FIX44.xml for QuickFIX: ``$NUMBEX_FIX44_XML`` or one written into ``directory``."""
+def installed_fix44_xml() -> Path | None:
+    """QuickFIX's own FIX44.xml: ``$NUMBEX_FIX44_XML``, else the one its wheel installs."""
+    import sys
+
     configured = os.environ.get("NUMBEX_FIX44_XML")
     if configured:
         return Path(configured)
+    shipped = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
+    return shipped if shipped.exists() else None
+
+
+def fix44_xml(directory: Path) -> Path:
+    """Path of a FIX44.xml for QuickFIX: QuickFIX's own (see :func:`installed_fix44_xml`),
+    or, without it, one written into ``directory`` from numbex's dictionary."""
+    installed = installed_fix44_xml()
+    if installed is not None:
+        return installed
     path = Path(directory) / "FIX44.xml"
     path.write_text(quickfix_xml())
     return path
