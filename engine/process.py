@@ -14,12 +14,15 @@ Loop (one thread, :class:`EngineAgent.do_work`):
    ``async``.
 
 A failed WAL write stops acknowledgements: the engine turns ``not-durable``, rejects
-every command with REASON_NOT_DURABLE without journaling it, and retries opening the
-WAL each second; it then rebuilds its state from snapshot and WAL and resumes.
+every command with REASON_NOT_DURABLE without journaling it, and each second, once the
+WAL's file system has room for a whole group, reopens the WAL; it then rebuilds its
+state from snapshot and WAL and resumes.  A failed snapshot is logged and skipped (the
+WAL still holds everything).
 
-Recovery (start, or after a failure): newest valid snapshot, then the WAL tail
-replayed; events of commands after the status block's ``published_seq`` are
-published again (gateways drop what they already had by exec id).
+Recovery (start, or after a failure; :func:`numbex.engine.recovery.recover_engine`):
+newest valid snapshot, then the WAL tail replayed; events of commands after the status
+block's ``published_seq`` are published again (gateways drop what they already had by
+exec id).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -114,45 +118,14 @@ class EngineAgent:
                  self.engine.resting_count)
 
     def _recover(self, republish: bool) -> None:
-        from numbex.engine.matcher import Engine
-        from numbex.engine.snapshot import load_latest
-        from numbex.engine.wal import WalReader, WalWriter
+        from numbex.engine.recovery import recover_engine
 
-        from numbex.engine.wal import list_segments
-
-        started = time.perf_counter()
-        engine = Engine(self.spec)
         rings_known = not self.status.created
         published = self.status.get(st.W_PUBLISHED) if rings_known else 0
-        snapshot = load_latest(self.snapshot_dir)
-        if republish and rings_known and snapshot is not None and snapshot.seq > published:
-            # Events after ``published`` never reached the gateways: start from a snapshot
-            # old enough to replay them (or from genesis while the WAL still starts at 1).
-            older = load_latest(self.snapshot_dir, max_seq=published)
-            segments = list_segments(self.wal_dir)
-            if older is not None or (segments and segments[0][0] == 1):
-                snapshot = older
-            else:
-                log.warning("events of seq %d..%d cannot be republished: their WAL is pruned",
-                            published + 1, snapshot.seq)
-        start_seq = 0
-        if snapshot is not None:
-            engine.load_state(snapshot.arrays)
-            start_seq = snapshot.seq
-            for bad in snapshot.skipped:
-                log.warning("skipped damaged snapshot %s", bad)
-        if self.wal is not None:
-            self.wal.close()
-        self.wal = WalWriter(self.wal_dir, self.config.engine.wal_segment_bytes,
-                             self.config.engine.durability,
-                             self.config.engine.async_sync_interval_ms,
-                             allow_corruption=self.allow_corruption, first_seq=start_seq + 1)
-        self.routed_seq = published
         journaled = [self.status.get(st.W_JOURNALED + i) for i in range(len(self.gateways))]
-        replayed = 0
-        for commands in WalReader(self.wal_dir).batches(from_seq=start_seq + 1):
-            events = engine.process(commands)
-            replayed += len(commands)
+        resend = republish and rings_known
+
+        def on_batch(commands: np.ndarray, events: np.ndarray) -> None:
             origins = commands["origin"]
             for index, gateway in enumerate(self.gateways):
                 mine = origins[(origins >> np.uint64(ORIGIN_SHIFT)) == gateway]
@@ -160,11 +133,27 @@ class EngineAgent:
                 if len(mine):
                     journaled[index] = max(journaled[index],
                                            int(mine.max() & np.uint64(ORIGIN_MASK)) + 1)
-            if republish and rings_known:
+            if resend:  # the WAL was synced when it was opened: these records are durable
+                durable = max(self.status.get(st.W_DURABLE), int(commands["seq"][-1]))
+                self.status.set(st.W_DURABLE, durable)
                 self._route(events[events["seq"] > published])
-        last = self.wal.last_seq if self.wal.last_seq is not None else start_seq
-        self.next_seq = max(last, start_seq) + 1
-        self.engine = engine
+
+        if self.wal is not None:
+            self.wal.close()
+        routed_before = self.routed_seq
+        self.routed_seq = published
+        try:
+            recovered = recover_engine(
+                self.spec, self.wal_dir, self.snapshot_dir, self._open_wal,
+                replay_after=published if resend else None,
+                allow_snapshot_ahead=self.allow_corruption or self.config.engine.durability == "async",
+                on_batch=on_batch)
+        except BaseException:
+            self.routed_seq = routed_before
+            raise
+        self.wal = recovered.wal
+        self.next_seq = recovered.last_seq + 1
+        self.engine = recovered.engine
         self.journaled_next = journaled
         if rings_known:
             for index, ring in enumerate(self.inbound):
@@ -173,12 +162,20 @@ class EngineAgent:
         self.status.set(st.W_DURABLE, self.next_seq - 1)
         self.routed_seq = self.next_seq - 1
         self._flush_backlog()
-        self.status.set(st.W_SNAPSHOT, start_seq)
+        self.status.set(st.W_SNAPSHOT, recovered.snapshot_seq)
         self.status.created = False
-        self.records_since_snapshot = replayed
+        self.records_since_snapshot = recovered.replayed
         self.durable_ok = True
-        log.info("recovered: snapshot seq %d + %d WAL records in %.3f s", start_seq, replayed,
-                 time.perf_counter() - started)
+        log.info("recovered: snapshot seq %d + %d WAL records in %.3f s", recovered.snapshot_seq,
+                 recovered.replayed, recovered.seconds["total"])
+
+    def _open_wal(self, first_seq: int):
+        from numbex.engine.wal import WalWriter
+
+        engine = self.config.engine
+        return WalWriter(self.wal_dir, engine.wal_segment_bytes, engine.durability,
+                         engine.async_sync_interval_ms, allow_corruption=self.allow_corruption,
+                         first_seq=first_seq)
 
     @staticmethod
     def _skip_journaled(ring, journaled_next: int) -> None:
@@ -315,6 +312,16 @@ class EngineAgent:
         from numbex.engine.wal import WalWriteError
 
         self.retry_at_ns = now_ns + NOT_DURABLE_RETRY_NS
+        needed = len(self.batch) * r.WAL_COMMAND_RECORD.itemsize
+        try:
+            free = shutil.disk_usage(self.wal_dir).free
+        except OSError as error:
+            log.warning("WAL directory unusable: %s", error)
+            return
+        if free < needed:  # reopening would succeed, and the next group would fail again
+            log.warning("WAL file system still full (%d bytes free, a group needs up to %d)",
+                        free, needed)
+            return
         try:
             self._recover(republish=False)
         except (OSError, WalWriteError) as error:
@@ -368,7 +375,8 @@ class EngineAgent:
 
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> None:
-        from numbex.engine.snapshot import list_snapshots, prune_snapshots, write_snapshot
+        from numbex.engine.snapshot import list_snapshots, prune_snapshots, snapshot_name
+        from numbex.engine.snapshot import write_snapshot
         from numbex.engine.wal import prune_segments
 
         self.snapshot_requested = False
@@ -380,11 +388,19 @@ class EngineAgent:
         started = time.perf_counter()
         meta = {"instruments": [i.symbol for i in self.config.instruments],
                 "max_orders": self.spec.max_orders, "max_stops": self.spec.max_stops}
-        path = write_snapshot(self.snapshot_dir, seq, self.engine.save_state(), meta)
-        prune_snapshots(self.snapshot_dir, self.config.engine.keep_snapshots)
-        kept = list_snapshots(self.snapshot_dir)
-        if kept:
-            prune_segments(self.wal_dir, kept[0][0])  # the oldest kept snapshot still needs its tail
+        try:
+            path = write_snapshot(self.snapshot_dir, seq, self.engine.save_state(), meta)
+            prune_snapshots(self.snapshot_dir, self.config.engine.keep_snapshots)
+            kept = list_snapshots(self.snapshot_dir)
+            if kept:
+                prune_segments(self.wal_dir, kept[0][0])  # the oldest kept snapshot needs its tail
+        except OSError as error:  # the WAL still holds everything: recovery just replays more
+            log.error("snapshot at seq %d failed: %s", seq, error)
+            try:
+                (self.snapshot_dir / (snapshot_name(seq) + ".tmp")).unlink(missing_ok=True)
+            except OSError:
+                pass
+            return
         self.status.set(st.W_SNAPSHOT, seq)
         log.info("snapshot %s (seq %d) in %.3f s", path.name, seq, time.perf_counter() - started)
 
