@@ -112,6 +112,7 @@ class OrderEntry(ExecutionHandlers):
         self._time_text = b""
         self._now_ns = now_ns
         self.events_seen = 0
+        self.messages_handled = 0
         self.commands_submitted = 0
         self.commands_refused = 0
 
@@ -124,6 +125,7 @@ class OrderEntry(ExecutionHandlers):
     def on_message(self, context: SessionContext, message, seq_num: int, now_ns: int) -> None:
         """One validated, in-sequence application message of ``context``'s session."""
         self._now_ns = now_ns
+        self.messages_handled += 1
         msg_type = message.msg_type
         if not context.throttle.allow(now_ns):
             self._throttled(context, message, seq_num, now_ns)

@@ -32,6 +32,9 @@ TRANSACT = b"20240301-12:00:00.000"
 CONFIG_TEXT = """
 [exchange]
 comp_id = "NUMBEX"
+[engine]
+max_orders = 65536
+max_stops = 4096
 [[instruments]]
 symbol = "TEST"
 tick_size = "0.01"
