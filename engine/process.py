@@ -125,7 +125,7 @@ class EngineAgent:
         journaled = [self.status.get(st.W_JOURNALED + i) for i in range(len(self.gateways))]
         resend = republish and rings_known
 
-        def on_batch(commands: np.ndarray, events: np.ndarray) -> None:
+        def on_commands(commands: np.ndarray) -> None:
             origins = commands["origin"]
             for index, gateway in enumerate(self.gateways):
                 mine = origins[(origins >> np.uint64(ORIGIN_SHIFT)) == gateway]
@@ -136,7 +136,9 @@ class EngineAgent:
             if resend:  # the WAL was synced when it was opened: these records are durable
                 durable = max(self.status.get(st.W_DURABLE), int(commands["seq"][-1]))
                 self.status.set(st.W_DURABLE, durable)
-                self._route(events[events["seq"] > published])
+
+        def on_events(events: np.ndarray) -> None:  # a view: _route keeps copies
+            self._route(events[events["seq"] > published])
 
         if self.wal is not None:
             self.wal.close()
@@ -147,7 +149,7 @@ class EngineAgent:
                 self.spec, self.wal_dir, self.snapshot_dir, self._open_wal,
                 replay_after=published if resend else None,
                 allow_snapshot_ahead=self.allow_corruption or self.config.engine.durability == "async",
-                on_batch=on_batch)
+                on_commands=on_commands, on_events=on_events if resend else None)
         except BaseException:
             self.routed_seq = routed_before
             raise

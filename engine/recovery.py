@@ -69,7 +69,8 @@ class RecoveredEngine:
 def recover_engine(spec, wal_dir: str | os.PathLike[str], snapshot_dir: str | os.PathLike[str],
                    open_writer: Callable[[int], WalWriter], *, replay_after: int | None = None,
                    allow_snapshot_ahead: bool = False, use_snapshots: bool = True,
-                   on_batch: Callable[[np.ndarray, np.ndarray], None] | None = None) -> RecoveredEngine:
+                   on_commands: Callable[[np.ndarray], None] | None = None,
+                   on_events: Callable[[np.ndarray], None] | None = None) -> RecoveredEngine:
     """Build the engine state from the newest usable snapshot and the WAL after it.
 
     Parameters
@@ -87,8 +88,11 @@ def recover_engine(spec, wal_dir: str | os.PathLike[str], snapshot_dir: str | os
         Set aside snapshots ahead of the WAL instead of refusing.
     use_snapshots : bool
         False replays the whole WAL from genesis (benchmarks).
-    on_batch : callable, optional
-        ``on_batch(commands, events)`` after each replayed batch.
+    on_commands : callable, optional
+        ``on_commands(commands)`` with each replayed batch, before it is matched.
+    on_events : callable, optional
+        ``on_events(events)`` with each chunk of the replay's events: a view of the
+        engine's event buffer, valid only during the call.
 
     Raises
     ------
@@ -134,10 +138,12 @@ def recover_engine(spec, wal_dir: str | os.PathLike[str], snapshot_dir: str | os
     replayed = 0
     try:
         for commands in WalReader(wal_dir).batches(from_seq=start_seq + 1):
-            events = engine.process(commands)
+            if on_commands is not None:
+                on_commands(commands)
+            for events in engine.process_chunks(commands):
+                if on_events is not None:
+                    on_events(events)
             replayed += len(commands)
-            if on_batch is not None:
-                on_batch(commands, events)
     except BaseException:
         writer.close()
         raise
