@@ -66,3 +66,14 @@ def test_bad_config_names_the_key(text, message):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(c.ConfigError, match="cannot read config file"):
         c.load(tmp_path / "absent.toml")
+
+
+def test_config_command(tmp_path, capsys):
+    from numbex.cli import main
+
+    assert main(["config"]) == 0
+    assert '"symbol": "TEST"' in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[gateway]\nmode = 'threads'\n")
+    assert main(["config", "--config", str(bad)]) == 2
+    assert "gateway.mode" in capsys.readouterr().err
