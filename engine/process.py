@@ -120,9 +120,13 @@ class EngineAgent:
     def _recover(self, republish: bool) -> None:
         from numbex.engine.recovery import recover_engine
 
-        rings_known = not self.status.created
-        published = self.status.get(st.W_PUBLISHED) if rings_known else 0
-        journaled = [self.status.get(st.W_JOURNALED + i) for i in range(len(self.gateways))]
+        attached = not self.status.created
+        published = self.status.get(st.W_PUBLISHED) if attached else 0
+        journaled = [self.status.get(st.W_JOURNALED + i) if attached else 0
+                     for i in range(len(self.gateways))]
+        # Rings an engine took commands from: their gateways may wait for events.  (A block
+        # a gateway created, with nothing journaled, knows nothing: no history to resend.)
+        rings_known = attached and (published > 0 or any(journaled))
         resend = republish and rings_known
 
         def on_commands(commands: np.ndarray) -> None:

@@ -114,6 +114,9 @@ def recover_engine(spec, wal_dir: str | os.PathLike[str], snapshot_dir: str | os
     mark = time.perf_counter()
     writer = open_writer((snapshot.seq if snapshot is not None else 0) + 1)
     seconds["wal_open"] = time.perf_counter() - mark
+    if writer.recovery.truncations or writer.recovery.dropped_segments:
+        for line in writer.recovery.describe()[1:]:
+            log.warning("%s", line)
 
     set_aside: tuple[Path, ...] = ()
     mark = time.perf_counter()
