@@ -138,6 +138,12 @@ def _home(order_id, glob):
 
 
 @njit(cache=True, _nrt=False)
+def index_home(order_id, glob):
+    """Home slot of ``order_id`` in the index (where its probe starts)."""
+    return _home(order_id, glob)
+
+
+@njit(cache=True, _nrt=False)
 def _key(value, pool, stops, glob):
     if value < glob[G_MAX_ORDERS]:
         return pool[value].order_id

@@ -32,6 +32,7 @@ from numbex.engine.book import (
     book_unlink,
     book_append,
     index_find,
+    index_home,
     index_insert,
     index_delete,
     next_level_down,
@@ -40,6 +41,7 @@ from numbex.engine.book import (
     stop_alloc,
     stop_append,
 )
+from numbex.engine.prefetch import prefetch
 from numbex.engine.kernel import (
     STATUS_DONE,
     STATUS_OUTPUT_FULL,
@@ -102,6 +104,10 @@ from numbex.engine.records import (
     STATE_HALTED,
     TIF_DAY,
 )
+
+
+PREFETCH_INDEX_AHEAD = 8
+PREFETCH_ORDER_AHEAD = 4
 
 
 @njit(cache=True, _nrt=False)
@@ -401,7 +407,19 @@ def process_batch(pool, stops, index, inst, level_head, level_tail, level_qty, b
     """
     n = n_out
     capacity = out.shape[0]
-    for i in range(start, commands.shape[0]):
+    total = commands.shape[0]
+    max_orders = glob[G_MAX_ORDERS]
+    for i in range(start, total):
+        # Start the dependent loads of later commands: their index slot now, their
+        # order record (found through the slot prefetched earlier) a few commands on.
+        ahead = i + PREFETCH_INDEX_AHEAD
+        if ahead < total:
+            prefetch(index, index_home(commands[ahead].order_id, glob))
+        ahead = i + PREFETCH_ORDER_AHEAD
+        if ahead < total and commands[ahead].op != OP_NEW:
+            value = index[index_home(commands[ahead].order_id, glob)]
+            if 0 <= value < max_orders:
+                prefetch(pool, value)
         cmd = commands[i]
         if n + worst_case(inst, glob, cmd) > capacity:
             return STATUS_OUTPUT_FULL, i, n
