@@ -129,7 +129,7 @@ class SessionContext:
 
     __slots__ = ("comp_id", "index", "session_field", "account", "account_name", "cancel_on_disconnect",
                  "throttle", "orders", "live_count", "recent", "recent_limit", "outbox", "connection",
-                 "cancel_pending", "logout_text")
+                 "logout_text")
 
     def __init__(self, comp_id: str, index: int, session_field: int, account: int, account_name: str,
                  cancel_on_disconnect: bool, throttle: Throttle, recent_limit: int) -> None:
@@ -146,7 +146,6 @@ class SessionContext:
         self.recent_limit = recent_limit
         self.outbox: list[tuple[bytes, bytes]] = []
         self.connection = None
-        self.cancel_pending = False
         self.logout_text: str | None = None
 
     def add_order(self, order: OrderState) -> None:

@@ -95,6 +95,7 @@ class OrderEntry(ExecutionHandlers):
         self.live: dict[int, OrderState] = {}
         self.dirty: list[SessionContext] = []
         self._pending: dict[int, Request] = {}
+        self._cancel_retries: dict[SessionContext, None] = {}     # insertion-ordered set
         base = order_id_base(gateway_index, epoch)
         self._next_order_id = base + 1
         self._next_client_ref = base + 1
@@ -154,14 +155,16 @@ class OrderEntry(ExecutionHandlers):
         orders the engine still holds for it (from before a restart) are cancelled."""
         for context in self.contexts.values():
             if context.cancel_on_disconnect:
-                context.cancel_pending = True
+                self._cancel_retries[context] = None
 
     def begin_batch(self) -> None:
         """Queue retries of cancel-on-disconnect requests the engine could not take yet
         (first in the batch, ahead of any new order of a reconnected session)."""
-        for context in self.contexts.values():
-            if context.cancel_pending and self.link.engine_up():
-                context.cancel_pending = False
+        retries = self._cancel_retries
+        if retries and self.link.engine_up():
+            contexts = list(retries)
+            retries.clear()
+            for context in contexts:
                 self._queue_session_cancel(context)
 
     def flush(self) -> int:
@@ -402,7 +405,7 @@ class OrderEntry(ExecutionHandlers):
                 order, self._exec_id(), reports.EXEC_REJECTED, now_text, reject_code=order_code, text=text))
         elif request.kind == REQUEST_MASS_CANCEL:
             if request.internal:
-                context.cancel_pending = True            # retried at the next batch
+                self._cancel_retries[context] = None     # retried at the next batch
                 return
             self._reply(context, b"r", reports.mass_cancel_report(
                 request.cl_ord_id, self._exec_id(), request.mass_type, b"0", 0, now_text, reject_reason=b"99",
