@@ -132,6 +132,7 @@ class ExecutionHandlers:
         if price:
             order.price = price
         order.qty = qty
+        order.static = None
         order.leaves = leaves
         order.cum = cum
         if leaves <= 0:

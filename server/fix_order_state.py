@@ -49,7 +49,7 @@ class OrderState:
 
     __slots__ = ("order_id", "context", "cl_ord_id", "orig_cl_ord_id", "aliases", "symbol", "units",
                  "side", "ord_type", "tif", "post_only", "qty", "price", "stop_price", "cum", "leaves",
-                 "notional", "final_status", "accepted", "live")
+                 "notional", "final_status", "accepted", "live", "static")
 
     def __init__(self, order_id: int, context: SessionContext, cl_ord_id: bytes, symbol: int,
                  units: InstrumentUnits, side: int, ord_type: int, tif: int, post_only: bool, qty: int,
@@ -74,6 +74,7 @@ class OrderState:
         self.final_status: bytes | None = None   # 4, 8 or C once the order ended that way
         self.accepted = False
         self.live = True
+        self.static: bytes | None = None          # cached ExecutionReport fields (see fix_reports)
 
     @property
     def status(self) -> bytes:

@@ -226,39 +226,41 @@ class OrderEntry(ExecutionHandlers):
     # ------------------------------------------------------------ requests
 
     def _new_order(self, context: SessionContext, message) -> None:
-        get = message.get
-        cl_ord_id = get(11)
+        get = message.values.get          # wire-bytes keys: the hot path skips FieldMap.get
+        cl_ord_id = get(b"11")
         try:
             if cl_ord_id in context.orders:
                 raise RequestRefused(r.REASON_DUPLICATE_ORDER_ID, f"duplicate ClOrdID {cl_ord_id.decode()}")
-            symbol_text = get(55)
+            symbol_text = get(b"55")
             if symbol_text is None:
                 raise RequestRefused(r.REASON_UNKNOWN_INSTRUMENT, "Symbol(55) is required")
             symbol = self.symbols.get(symbol_text)
             if symbol is None:
                 raise RequestRefused(r.REASON_UNKNOWN_INSTRUMENT, f"unknown symbol {symbol_text.decode()}")
-            side = SIDE_FROM_FIX.get(get(54))
+            side_text = get(b"54")
+            side = SIDE_FROM_FIX.get(side_text)
             if side is None:
-                raise RequestRefused(r.REASON_BAD_SIDE, f"Side(54) {get(54).decode()} not supported (1 or 2)")
-            ord_type = ORD_TYPE_FROM_FIX.get(get(40))
+                raise RequestRefused(r.REASON_BAD_SIDE, f"Side(54) {side_text.decode()} not supported (1 or 2)")
+            ord_type_text = get(b"40")
+            ord_type = ORD_TYPE_FROM_FIX.get(ord_type_text)
             if ord_type is None:
-                raise RequestRefused(r.REASON_BAD_ORDER_TYPE, f"OrdType(40) {get(40).decode()} not supported")
-            tif_text = get(59)
+                raise RequestRefused(r.REASON_BAD_ORDER_TYPE, f"OrdType(40) {ord_type_text.decode()} not supported")
+            tif_text = get(b"59")
             tif = r.TIF_DAY if tif_text is None else TIF_FROM_FIX.get(tif_text)
             if tif is None:
                 raise RequestRefused(r.REASON_BAD_TIF, f"TimeInForce(59) {tif_text.decode()} not supported")
-            post_only = self._post_only(get(18))
-            account = get(1)
+            post_only = self._post_only(get(b"18"))
+            account = get(b"1")
             if account is not None and account != context.account_name:
                 raise RequestRefused(r.REASON_UNKNOWN_ACCOUNT, f"Account(1) {account.decode()} is not this "
                                      "session's account")
             units = self.units[symbol]
-            quantity = get(38)
+            quantity = get(b"38")
             if quantity is None:
                 raise RequestRefused(r.REASON_BAD_QUANTITY, "OrderQty(38) is required")
             lots = units.quantity_lots(quantity)
-            price = self._price(units, get(44), ord_type in PRICED_TYPES, "Price(44)")
-            stop_price = self._price(units, get(99), ord_type in STOP_TYPES, "StopPx(99)")
+            price = self._price(units, get(b"44"), ord_type in PRICED_TYPES, "Price(44)")
+            stop_price = self._price(units, get(b"99"), ord_type in STOP_TYPES, "StopPx(99)")
         except RequestRefused as refused:
             order_code, _, _ = reports.reject_codes(refused.reason)
             self._reply(context, b"8", reports.new_order_reject(

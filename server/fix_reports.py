@@ -53,18 +53,18 @@ REJECT_CODES: dict[int, tuple[bytes, bytes, str]] = {
     r.REASON_BAD_STATE: (b"99", b"99", "bad instrument state"),
     r.REASON_BAD_ORDER_ID: (b"99", b"99", "bad order id"),
 }
-#: Cancel causes -> Text of the ExecutionReport (ExecType 4, or C for EXPIRED).
+#: Cancel causes -> Text of the ExecutionReport (ExecType 4, or C for EXPIRED), as wire bytes.
 CAUSE_TEXT = {
     r.CAUSE_USER: None,
-    r.CAUSE_IOC: "IOC remainder cancelled",
-    r.CAUSE_FOK: "FOK not filled in full",
-    r.CAUSE_MARKET_REMAINDER: "market order remainder cancelled (no more liquidity within the band)",
-    r.CAUSE_STP: "self-trade prevention",
-    r.CAUSE_MASS: "mass cancel",
-    r.CAUSE_HALT: "instrument halted",
-    r.CAUSE_EXPIRED: "expired at the close",
-    r.CAUSE_POST_ONLY: "post-only order would cross",
-    r.CAUSE_BOOK_FULL: "order book full",
+    r.CAUSE_IOC: b"IOC remainder cancelled",
+    r.CAUSE_FOK: b"FOK not filled in full",
+    r.CAUSE_MARKET_REMAINDER: b"market order remainder cancelled (no more liquidity within the band)",
+    r.CAUSE_STP: b"self-trade prevention",
+    r.CAUSE_MASS: b"mass cancel",
+    r.CAUSE_HALT: b"instrument halted",
+    r.CAUSE_EXPIRED: b"expired at the close",
+    r.CAUSE_POST_ONLY: b"post-only order would cross",
+    r.CAUSE_BOOK_FULL: b"order book full",
 }
 TOO_LATE_TO_CANCEL = b"0"
 DUPLICATE_CL_ORD_ID = b"6"
@@ -87,8 +87,8 @@ def clean_text(text: str) -> bytes:
 def execution_report(order: OrderState, exec_id: bytes, exec_type: bytes, transact_time: bytes, *,
                      cl_ord_id: bytes | None = None, orig_cl_ord_id: bytes | None = None,
                      last_lots: int = 0, last_ticks: int = 0, reject_code: bytes | None = None,
-                     text: str | None = None, status_request_id: bytes | None = None) -> bytes:
-    """An ExecutionReport (8) of ``order`` as it is now."""
+                     text: str | bytes | None = None, status_request_id: bytes | None = None) -> bytes:
+    """An ExecutionReport (8) of ``order`` as it is now (``text`` as str, or bytes already clean)."""
     units = order.units
     parts = [b"37=%d\x0111=%s\x01" % (order.order_id, cl_ord_id or order.cl_ord_id)]
     if orig_cl_ord_id is not None:
@@ -98,9 +98,26 @@ def execution_report(order: OrderState, exec_id: bytes, exec_type: bytes, transa
     parts.append(b"17=%s\x01150=%s\x0139=%s\x01" % (exec_id, exec_type, order.status))
     if reject_code is not None:
         parts.append(b"103=%s\x01" % reject_code)
-    parts.append(b"1=%s\x0155=%s\x0154=%s\x0138=%s\x0140=%s\x01" % (
+    static = order.static
+    if static is None:
+        static = order.static = order_fields(order)
+    parts.append(static)
+    if last_lots:
+        parts.append(b"32=%s\x0131=%s\x01" % (units.quantity_text(last_lots), units.price_text(last_ticks)))
+    parts.append(b"151=%s\x0114=%s\x016=%s\x0160=%s\x01" % (
+        units.quantity_text(order.leaves if order.live else 0), units.quantity_text(order.cum),
+        units.average_text(order.notional, order.cum), transact_time))
+    if text:
+        parts.append(b"58=%s\x01" % (text if type(text) is bytes else clean_text(text)))
+    return b"".join(parts)
+
+
+def order_fields(order: OrderState) -> bytes:
+    """The fields of an ExecutionReport that change only with a replace (cached on the order)."""
+    units = order.units
+    parts = [b"1=%s\x0155=%s\x0154=%s\x0138=%s\x0140=%s\x01" % (
         order.context.account_name, units.symbol_bytes, FIX_SIDE[order.side], units.quantity_text(order.qty),
-        FIX_ORD_TYPE[order.ord_type]))
+        FIX_ORD_TYPE[order.ord_type])]
     if order.ord_type in PRICED_TYPES:
         parts.append(b"44=%s\x01" % units.price_text(order.price))
     if order.ord_type in STOP_TYPES:
@@ -108,13 +125,6 @@ def execution_report(order: OrderState, exec_id: bytes, exec_type: bytes, transa
     parts.append(b"59=%s\x01" % FIX_TIF[order.tif])
     if order.post_only:
         parts.append(b"18=6\x01")
-    if last_lots:
-        parts.append(b"32=%s\x0131=%s\x01" % (units.quantity_text(last_lots), units.price_text(last_ticks)))
-    parts.append(b"151=%s\x0114=%s\x016=%s\x0160=%s\x01" % (
-        units.quantity_text(order.leaves if order.live else 0), units.quantity_text(order.cum),
-        units.average_text(order.notional, order.cum), transact_time))
-    if text:
-        parts.append(b"58=%s\x01" % clean_text(text))
     return b"".join(parts)
 
 

@@ -57,7 +57,7 @@ class InstrumentUnits:
     """
 
     __slots__ = ("symbol", "symbol_bytes", "tick", "lot_size", "scale", "tick_units", "_power",
-                 "_average_power")
+                 "_fraction_scale", "_average_power")
 
     def __init__(self, symbol: str, tick_size: str, lot_size: int) -> None:
         tick = Decimal(tick_size)
@@ -71,12 +71,25 @@ class InstrumentUnits:
         self.scale = max(0, -exponent)
         self.tick_units = int(tick.scaleb(self.scale))
         self._power = 10 ** self.scale
+        self._fraction_scale = tuple(10 ** (self.scale - digits) for digits in range(self.scale + 1))
         self._average_power = 10 ** AVERAGE_EXTRA_DECIMALS
 
     # ------------------------------------------------------------ FIX -> engine
 
     def price_ticks(self, value: bytes, name: str = "Price") -> int:
         """Ticks of a FIX price; RequestRefused(REASON_OFF_TICK) when off the grid."""
+        whole, dot, fraction = value.partition(b".")
+        if whole.isdigit() and len(whole) < 16 and (fraction.isdigit() or not fraction):
+            fraction = fraction.rstrip(b"0")                     # plain digits: integer arithmetic
+            if len(fraction) <= self.scale:
+                units = int(whole) * self._power
+                if fraction:
+                    units += int(fraction) * self._fraction_scale[len(fraction)]
+                ticks, remainder = divmod(units, self.tick_units)
+                if not remainder:
+                    return ticks
+            raise RequestRefused(r.REASON_OFF_TICK, f"{name} {value.decode()} is not a multiple of "
+                                 f"the tick size {self.tick} of {self.symbol}")
         number = _decimal(value, name)
         units = number.scaleb(self.scale)
         if units != units.to_integral_value():
@@ -93,10 +106,13 @@ class InstrumentUnits:
 
     def quantity_lots(self, value: bytes) -> int:
         """Lots of a FIX quantity (shares); REASON_OFF_LOT when not whole lots."""
-        number = _decimal(value, "OrderQty")
-        if number != number.to_integral_value():
-            raise RequestRefused(r.REASON_OFF_LOT, f"OrderQty {value.decode()} is not a whole number")
-        shares = int(number)
+        if value.isdigit() and len(value) < 16:
+            shares = int(value)
+        else:
+            number = _decimal(value, "OrderQty")
+            if number != number.to_integral_value():
+                raise RequestRefused(r.REASON_OFF_LOT, f"OrderQty {value.decode()} is not a whole number")
+            shares = int(number)
         lots, remainder = divmod(shares, self.lot_size)
         if remainder:
             raise RequestRefused(r.REASON_OFF_LOT, f"OrderQty {shares} is not a multiple of the lot "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from numbex.engine import records as r
 from numbex.server.fix_executions import EVENT_STRUCT
@@ -151,3 +153,25 @@ def test_throttle_sustained_abuse_by_time():
 def test_throttle_rejects_bad_settings():
     with pytest.raises(ValueError):
         Throttle(0, 0)
+
+
+def reference_ticks(units: InstrumentUnits, text: bytes):
+    """Decimal arithmetic only: ticks, or None when off the grid."""
+    from decimal import Decimal
+
+    ticks = Decimal(text.decode()) / units.tick
+    return int(ticks) if ticks == ticks.to_integral_value() else None
+
+
+@given(whole=st.integers(0, 10**9), fraction=st.text("0123456789", max_size=8), trailing=st.integers(0, 3))
+@settings(max_examples=500, deadline=None)
+def test_price_conversion_agrees_with_decimal_arithmetic(whole, fraction, trailing):
+    text = (b"%d" % whole) + ((b"." + fraction.encode() + b"0" * trailing) if fraction or trailing else b"")
+    for units in (CENT, NICKEL, WHOLE, InstrumentUnits("Q", "0.0025", 1)):
+        expected = reference_ticks(units, text)
+        if expected is None:
+            with pytest.raises(RequestRefused):
+                units.price_ticks(text)
+        else:
+            assert units.price_ticks(text) == expected
+            assert units.price_ticks(units.price_text(expected)) == expected
