@@ -9,9 +9,12 @@ are thin shells around :class:`FixGatewayCore`.  One batch is:
    (which packs COMMAND records), disconnects trigger cancel-on-disconnect;
 3. one ``link.submit`` for the whole batch, then the link is polled and its
    events become ExecutionReports etc. in the sessions (stored, sequenced);
-4. every store written in the batch is synced (``FileStore.sync``), and only
-   then the loop writes each connection's bytes with one send
-   (:meth:`take_output`).
+4. the store of every connection with bytes to write is synced
+   (``FileStore.sync``), and only then the loop writes each connection's bytes
+   with one send (:meth:`take_output`).  A store written without anything to
+   send (an order taken in, whose acknowledgement comes in a later batch; a
+   report stored for an offline session) is synced with that later output, or
+   by :meth:`on_timer` within 100 ms: one fdatasync per round trip, not two.
 
 A session that is offline still gets its reports: they are stored under its
 next sequence numbers and resent when it asks after its next Logon.
@@ -140,20 +143,29 @@ class FixGatewayCore:
         if self._logouts:
             self._logout_abusers(now_ns)
         stores = self._stores
-        if stores:
-            for store in stores:
-                sync = getattr(store, "sync", None)      # MessageStore has no sync; FileStore does
-                if sync is not None:
-                    sync()
-            stores.clear()
+        if stores and self._output:
+            for connection in self._output:        # durable before any of the batch's bytes is written
+                store = connection.session.store
+                if store in stores:
+                    stores.discard(store)
+                    _sync(store)
         return work
 
     def on_timer(self, now_ns: int) -> None:
-        """Heartbeats, test requests and timeouts of every session (call every ~100 ms)."""
+        """Heartbeats, test requests and timeouts of every session (call every ~100 ms); then
+        every store written since its last sync (input only, or for an offline session) is synced."""
         for connection in list(self.connections):
             if not connection.closed:
                 connection.session.on_timer(now_ns)
                 self._drain(connection, now_ns)
+        self.sync_stores()
+
+    def sync_stores(self) -> None:
+        """Sync every store written since its last sync."""
+        stores = self._stores
+        for store in stores:
+            _sync(store)
+        stores.clear()
 
     def take_output(self) -> list[FixConnection]:
         """Connections with bytes to write or to close after this batch."""
@@ -166,7 +178,8 @@ class FixGatewayCore:
         return output
 
     def close(self) -> None:
-        """Close every store (after the loop has stopped)."""
+        """Sync and close every store (after the loop has stopped)."""
+        self.sync_stores()
         for store in self.directory.stores():
             close = getattr(store, "close", None)
             if close is not None:
@@ -259,3 +272,9 @@ class FixGatewayCore:
         if not connection.queued:
             connection.queued = True
             self._output.append(connection)
+
+
+def _sync(store) -> None:
+    sync = getattr(store, "sync", None)            # MessageStore has no sync; FileStore does
+    if sync is not None:
+        sync()

@@ -165,3 +165,61 @@ def test_logout_handshake(comp_id):
     assert client.session.state.name == "DISCONNECTED"
     assert harness.core.counters["disconnects"] == 1
     assert not harness.core.connections
+
+
+class SyncRecordingStore:
+    """A MemoryStore whose sync() records how many messages were stored at that moment."""
+
+    def __init__(self) -> None:
+        from numbex.protocol.fix import MemoryStore
+
+        self.inner = MemoryStore()
+        self.syncs: list[int] = []
+        self.stored = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    @property
+    def next_sender_seq_num(self):
+        return self.inner.next_sender_seq_num
+
+    @property
+    def next_target_seq_num(self):
+        return self.inner.next_target_seq_num
+
+    def store_sent(self, *args) -> None:
+        self.stored += 1
+        self.inner.store_sent(*args)
+
+    def sync(self) -> None:
+        self.syncs.append(self.stored)
+
+
+def test_stores_are_durable_before_bytes_are_written_and_input_only_batches_wait():
+    from numbex.server.fix_gateway import FixGatewayCore
+
+    harness = GatewayHarness()
+    held: list = []
+    link = harness.link
+    submit = link.submit
+    core = FixGatewayCore(harness.config, link, harness.now, store_factory=lambda comp_id: store)
+    store = SyncRecordingStore()
+    harness.core = core
+    client = harness.client("CLIENT1")
+    assert store.syncs, "the Logon reply was synced before it was written"
+    # The engine answers later: the batch that takes the order in writes nothing and syncs nothing.
+    link.submit = lambda commands: held.append(commands.copy()) or len(commands)
+    client.send(b"D", order_body("A", qty="1", price="99.00"))
+    syncs_before = len(store.syncs)
+    core.process(harness.now)
+    assert core.take_output() == [] and len(store.syncs) == syncs_before
+    link.submit = submit
+    assert submit(held.pop()) == 1
+    core.process(harness.now)
+    output = core.take_output()
+    assert len(output) == 1 and store.syncs[-1] == store.stored == 1    # the report was durable first
+    client.deliver(output[0].take_output())
+    assert [fields(m, 11, 150) for m in client.take()] == [("A", "0")]
+    core.on_timer(harness.now)                      # the timer syncs whatever is left
+    assert store.syncs[-1] == store.stored
