@@ -57,6 +57,7 @@ class FixListenerConfig:
     logon_timeout_seconds: int = 10
     throttle_logout_excess: int = 1000  # throttled messages in a row that end a session (Logout)
     throttle_logout_ms: int = 5000  # or an unbroken run of throttled messages this long
+    store_sync: str = "batch"  # session stores: batch (fdatasync before sending), always, none
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ def validate(config: Config) -> Config:
         _check_choice(getattr(config, role).idle, IDLE_STRATEGIES, f"{role}.idle")
     _check_choice(config.engine.durability, ("sync", "async"), "engine.durability")
     _check_choice(config.gateway.mode, ("poll", "uvloop"), "gateway.mode")
+    _check_choice(config.gateway.fix.store_sync, ("batch", "always", "none"), "gateway.fix.store_sync")
     positive = {
         "engine.max_orders": config.engine.max_orders,
         "engine.max_stops": config.engine.max_stops,

@@ -115,7 +115,7 @@ class GatewayRunner:
 
 
 def build_gateway(config, link, *, data_dir: str | Path | None = None, listener: socket.socket | None = None,
-                  mode: str | None = None, idle: str | None = None, store_sync: str = "batch",
+                  mode: str | None = None, idle: str | None = None, store_sync: str | None = None,
                   store_factory=None, stop=None, clock=time.time_ns, cancel_stale_orders: bool = True,
                   **core_options) -> GatewayRunner:
     """Wire a FIX gateway around ``link``.
@@ -131,8 +131,8 @@ def build_gateway(config, link, *, data_dir: str | Path | None = None, listener:
         A listening socket to use instead of binding ``gateway.fix.host``/``port``.
     mode, idle : str, optional
         Override ``gateway.mode`` (``poll``/``uvloop``) and ``gateway.idle``.
-    store_sync : str
-        ``FileStore`` sync policy (``batch``: durable before sending).
+    store_sync : str, optional
+        Override ``gateway.fix.store_sync`` (``FileStore`` policy; ``batch``: durable before sending).
     store_factory : callable, optional
         ``comp_id -> MessageStore`` instead of file stores.
     stop : object with ``set()``/``is_set()``, optional
@@ -151,6 +151,7 @@ def build_gateway(config, link, *, data_dir: str | Path | None = None, listener:
     gateway_index = link.gateway_index
     mode = mode or config.gateway.mode
     idle_name = idle or config.gateway.idle
+    store_sync = store_sync or config.gateway.fix.store_sync
     if mode not in ("poll", "uvloop"):
         raise ValueError(f"gateway mode {mode!r}: expected poll or uvloop")
     epoch = next_epoch(data_dir, gateway_index)

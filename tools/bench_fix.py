@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--idle", choices=("busy-spin", "backoff", "block"), default="backoff",
                         help="gateway.idle and engine.idle")
     parser.add_argument("--durability", choices=("sync", "async"), default="sync", help="engine.durability")
+    parser.add_argument("--store-sync", choices=("batch", "always", "none"), default="batch",
+                        help="gateway.fix.store_sync (FIX session stores; batch: durable before sending)")
     parser.add_argument("--orders", type=int, default=5000, help="round trips measured (one in flight)")
     parser.add_argument("--warmup", type=int, default=500, help="round trips before measuring")
     parser.add_argument("--sessions", type=int, default=4, help="sessions of the throughput phase")
@@ -77,6 +79,7 @@ mode = "{args.mode}"
 [gateway.fix]
 host = "127.0.0.1"
 port = {port}
+store_sync = "{args.store_sync}"
 [[instruments]]
 symbol = "TEST"
 tick_size = "0.01"
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         command += ["serve", "--config", str(config_path), "--roles", "engine,gateway"]
     log_path = workdir / "server.log"
     result: dict = {"server": "numbex gateway --local" if args.local else "numbex serve (engine + gateway)",
-                    "gateway_mode": args.mode, "idle": args.idle,
+                    "gateway_mode": args.mode, "idle": args.idle, "store_sync": args.store_sync,
                     "durability": "none (in-process engine)" if args.local else args.durability}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -199,7 +202,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"server: {result['server']}, gateway {args.mode}, idle {args.idle}, durability {result['durability']}")
+    print(f"server: {result['server']}, gateway {args.mode}, idle {args.idle}, durability {result['durability']}, "
+          f"FIX store sync {args.store_sync}")
     for label, key in (("order -> ExecutionReport", "order_round_trip"), ("raw TCP echo", "tcp_echo_round_trip")):
         figures = result[key]
         print(f"{label:26s} p50 {figures['p50_us']:8.1f} us  p99 {figures['p99_us']:8.1f} us  "
