@@ -17,7 +17,7 @@ from numbex.server.fix_order_state import (
     FIX_ORD_TYPE, FIX_TIF, PRICED_TYPES, REQUEST_CANCEL, REQUEST_MASS_CANCEL, REQUEST_REPLACE, SIDE_FROM_FIX,
     STATUS_REJECTED, STOP_TYPES, OrderState, Request, SessionContext,
 )
-from numbex.server.fix_units import RequestRefused
+from numbex.server.fix_units import RequestRefused, shown
 
 
 class AmendmentHandlers:
@@ -51,7 +51,7 @@ class AmendmentHandlers:
         elif not order.live:
             code, text = reports.TOO_LATE_TO_CANCEL, "too late: the order is done"
         elif cl_ord_id in context.orders:
-            code, text = reports.DUPLICATE_CL_ORD_ID, f"duplicate ClOrdID {cl_ord_id.decode()}"
+            code, text = reports.DUPLICATE_CL_ORD_ID, f"duplicate ClOrdID {shown(cl_ord_id)}"
         else:
             code, text = None, ""
             try:
@@ -116,10 +116,10 @@ class AmendmentHandlers:
             if symbol is None:
                 reject = (b"1", "unknown or missing Symbol(55)")
         elif request_type != b"7":
-            reject = (b"0", f"MassCancelRequestType {request_type.decode()} not supported (1 or 7)")
+            reject = (b"0", f"MassCancelRequestType {shown(request_type)} not supported (1 or 7)")
         side = r.SIDE_BOTH if side_text is None else SIDE_FROM_FIX.get(side_text)
         if side is None and reject is None:
-            reject = (b"99", f"Side(54) {side_text.decode()} not supported")
+            reject = (b"99", f"Side(54) {shown(side_text)} not supported")
         if reject is not None:
             self._reply(context, b"r", reports.mass_cancel_report(
                 cl_ord_id, self._exec_id(), request_type, b"0", 0, self._formatter.format(self._now_ns),

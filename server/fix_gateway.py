@@ -22,6 +22,7 @@ next sequence numbers and resent when it asks after its next Logon.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from numbex.server.fix_orders import OrderEntry
 from numbex.server.fix_store import FileStore
 
 NANOS = 1_000_000_000
+log = logging.getLogger("numbex.gateway")
 
 
 class FixGatewayCore:
@@ -195,7 +197,13 @@ class FixGatewayCore:
             count += 1
             kind = type(event)
             if kind is ApplicationMessage:
-                entry.on_message(connection.context, event.message, event.seq_num, now_ns)
+                try:
+                    entry.on_message(connection.context, event.message, event.seq_num, now_ns)
+                except Exception:  # noqa: BLE001 - one bad message must not stop every other session
+                    self.counters["internal_errors"] += 1
+                    log.exception("order entry failed on %r", event.message)
+                    entry.business_reject(connection.context, event.seq_num, event.message.msg_type,
+                                          "internal error")
             elif kind is SessionEstablished:
                 context = entry.context(event.comp_id)
                 context.connection = connection

@@ -48,7 +48,7 @@ from numbex.server.fix_order_state import (
     SessionContext,
 )
 from numbex.server.fix_throttle import DEFAULT_LOGOUT_EXCESS, DEFAULT_LOGOUT_SECONDS, Throttle
-from numbex.server.fix_units import RequestRefused, instrument_units
+from numbex.server.fix_units import RequestRefused, instrument_units, shown
 
 #: The COMMAND dtype as a struct (a unit test pins it against records.COMMAND).
 COMMAND_STRUCT = struct.Struct("<QqQQqqqqIIHBBBBBBQQ")
@@ -147,6 +147,10 @@ class OrderEntry(AmendmentHandlers, ExecutionHandlers):
             self._reply(context, b"j", admin.business_reject_body(
                 seq_num, msg_type or b"?", admin.UNSUPPORTED_MESSAGE_TYPE, "Unsupported Message Type"))
 
+    def business_reject(self, context: SessionContext, seq_num: int, msg_type: bytes | None, text: str) -> None:
+        """Answer a message with a BusinessMessageReject (BusinessRejectReason 0, other)."""
+        self._reply(context, b"j", admin.business_reject_body(seq_num, msg_type or b"?", 0, text))
+
     def on_disconnect(self, context: SessionContext) -> None:
         """The session's connection ended: cancel its open orders when so configured."""
         if context.cancel_on_disconnect and context.live_count > 0:
@@ -215,29 +219,29 @@ class OrderEntry(AmendmentHandlers, ExecutionHandlers):
         cl_ord_id = get(b"11")
         try:
             if cl_ord_id in context.orders:
-                raise RequestRefused(r.REASON_DUPLICATE_ORDER_ID, f"duplicate ClOrdID {cl_ord_id.decode()}")
+                raise RequestRefused(r.REASON_DUPLICATE_ORDER_ID, f"duplicate ClOrdID {shown(cl_ord_id)}")
             symbol_text = get(b"55")
             if symbol_text is None:
                 raise RequestRefused(r.REASON_UNKNOWN_INSTRUMENT, "Symbol(55) is required")
             symbol = self.symbols.get(symbol_text)
             if symbol is None:
-                raise RequestRefused(r.REASON_UNKNOWN_INSTRUMENT, f"unknown symbol {symbol_text.decode()}")
+                raise RequestRefused(r.REASON_UNKNOWN_INSTRUMENT, f"unknown symbol {shown(symbol_text)}")
             side_text = get(b"54")
             side = SIDE_FROM_FIX.get(side_text)
             if side is None:
-                raise RequestRefused(r.REASON_BAD_SIDE, f"Side(54) {side_text.decode()} not supported (1 or 2)")
+                raise RequestRefused(r.REASON_BAD_SIDE, f"Side(54) {shown(side_text)} not supported (1 or 2)")
             ord_type_text = get(b"40")
             ord_type = ORD_TYPE_FROM_FIX.get(ord_type_text)
             if ord_type is None:
-                raise RequestRefused(r.REASON_BAD_ORDER_TYPE, f"OrdType(40) {ord_type_text.decode()} not supported")
+                raise RequestRefused(r.REASON_BAD_ORDER_TYPE, f"OrdType(40) {shown(ord_type_text)} not supported")
             tif_text = get(b"59")
             tif = r.TIF_DAY if tif_text is None else TIF_FROM_FIX.get(tif_text)
             if tif is None:
-                raise RequestRefused(r.REASON_BAD_TIF, f"TimeInForce(59) {tif_text.decode()} not supported")
+                raise RequestRefused(r.REASON_BAD_TIF, f"TimeInForce(59) {shown(tif_text)} not supported")
             post_only = self._post_only(get(b"18"))
             account = get(b"1")
             if account is not None and account != context.account_name:
-                raise RequestRefused(r.REASON_UNKNOWN_ACCOUNT, f"Account(1) {account.decode()} is not this "
+                raise RequestRefused(r.REASON_UNKNOWN_ACCOUNT, f"Account(1) {shown(account)} is not this "
                                      "session's account")
             units = self.units[symbol]
             quantity = get(b"38")
@@ -356,7 +360,7 @@ class OrderEntry(AmendmentHandlers, ExecutionHandlers):
             return False
         values = exec_inst.split()
         if any(value != b"6" for value in values):
-            raise RequestRefused(r.REASON_BAD_COMBINATION, f"ExecInst(18) {exec_inst.decode()} not supported "
+            raise RequestRefused(r.REASON_BAD_COMBINATION, f"ExecInst(18) {shown(exec_inst)} not supported "
                                  "(only 6, post-only)")
         return bool(values)
 

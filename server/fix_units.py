@@ -24,6 +24,11 @@ MAX_UNITS = 1 << 53
 AVERAGE_EXTRA_DECIMALS = 6
 
 
+def shown(value: bytes) -> str:
+    """Client bytes for a Text message or log: ASCII, anything else replaced (never raises)."""
+    return value.decode("ascii", "replace")
+
+
 class RequestRefused(ValueError):
     """A request the gateway refuses itself; ``reason`` is the numbex REASON_* code."""
 
@@ -88,20 +93,20 @@ class InstrumentUnits:
                 ticks, remainder = divmod(units, self.tick_units)
                 if not remainder:
                     return ticks
-            raise RequestRefused(r.REASON_OFF_TICK, f"{name} {value.decode()} is not a multiple of "
+            raise RequestRefused(r.REASON_OFF_TICK, f"{name} {shown(value)} is not a multiple of "
                                  f"the tick size {self.tick} of {self.symbol}")
         number = _decimal(value, name)
         units = number.scaleb(self.scale)
         if units != units.to_integral_value():
-            raise RequestRefused(r.REASON_OFF_TICK, f"{name} {value.decode()} is not a multiple of "
+            raise RequestRefused(r.REASON_OFF_TICK, f"{name} {shown(value)} is not a multiple of "
                                   f"the tick size {self.tick} of {self.symbol}")
         whole = int(units)
         ticks, remainder = divmod(whole, self.tick_units)
         if remainder:
-            raise RequestRefused(r.REASON_OFF_TICK, f"{name} {value.decode()} is not a multiple of "
+            raise RequestRefused(r.REASON_OFF_TICK, f"{name} {shown(value)} is not a multiple of "
                                   f"the tick size {self.tick} of {self.symbol}")
         if abs(ticks) > MAX_UNITS:
-            raise RequestRefused(r.REASON_OUTSIDE_BAND, f"{name} {value.decode()} is out of range")
+            raise RequestRefused(r.REASON_OUTSIDE_BAND, f"{name} {shown(value)} is out of range")
         return ticks
 
     def quantity_lots(self, value: bytes) -> int:
@@ -111,14 +116,14 @@ class InstrumentUnits:
         else:
             number = _decimal(value, "OrderQty")
             if number != number.to_integral_value():
-                raise RequestRefused(r.REASON_OFF_LOT, f"OrderQty {value.decode()} is not a whole number")
+                raise RequestRefused(r.REASON_OFF_LOT, f"OrderQty {shown(value)} is not a whole number")
             shares = int(number)
         lots, remainder = divmod(shares, self.lot_size)
         if remainder:
             raise RequestRefused(r.REASON_OFF_LOT, f"OrderQty {shares} is not a multiple of the lot "
                                   f"size {self.lot_size} of {self.symbol}")
         if lots <= 0:
-            raise RequestRefused(r.REASON_BAD_QUANTITY, f"OrderQty {value.decode()} must be positive")
+            raise RequestRefused(r.REASON_BAD_QUANTITY, f"OrderQty {shown(value)} must be positive")
         if lots > MAX_UNITS:
             raise RequestRefused(r.REASON_QTY_ABOVE_MAX, f"OrderQty {shares} is out of range")
         return lots

@@ -46,6 +46,7 @@ def live(request, tmp_path_factory):
         try:
             yield gateway, healthy
             assert healthy.rejects() == []
+            assert gateway.core.counters["internal_errors"] == 0
         finally:
             healthy.close()
 
@@ -149,14 +150,14 @@ def test_mutated_valid_messages(live, data, count):
 
 PRICES = st.sampled_from(["100.00", "99.99", "100.001", "0", "-1", "100", "150.00", "99999999999999", "0.05"])
 QUANTITIES = st.sampled_from(["1", "100", "0", "-5", "1.5", "100000000", "1000000", "3"])
-CL_ORD_IDS = st.sampled_from(["A", "B", "C", "D"])
+CL_ORD_IDS = st.sampled_from(["A", "B", "C", "D", "\u00c9"])
 
 
 @st.composite
 def order_entry_messages(draw) -> tuple[bytes, bytes]:
     kind = draw(st.sampled_from(["D", "F", "G", "H", "q"]))
     side = draw(st.sampled_from(["1", "2", "5"]))
-    symbol = draw(st.sampled_from(["TEST", "LOTS", "NOPE"]))
+    symbol = draw(st.sampled_from(["TEST", "LOTS", "NOPE", "\u00e9t\u00e9"]))
     if kind == "D":
         return b"D", order_body(draw(CL_ORD_IDS), side=side, qty=draw(QUANTITIES),
                                 ord_type=draw(st.sampled_from(["1", "2", "3", "4", "P"])),
@@ -195,6 +196,7 @@ def test_order_entry_answers_every_request(script):
                 assert reply.get(150) in (b"0", b"4", b"5", b"8", b"C", b"F", b"I")
     for client in clients.values():
         assert client.rejects() == []
+    assert harness.core.counters["internal_errors"] == 0
     assert harness.core.entry.pending_requests == 0
     engine_live = sum(1 for order in harness.core.entry.live.values() if order.live)
     assert engine_live == len(harness.core.entry.live)

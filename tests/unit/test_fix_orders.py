@@ -165,6 +165,7 @@ def test_post_only_crossing_is_cancelled_and_resting_is_kept(harness):
     (order_body("X", symbol="LOTS", qty="150", price="50.00"), "13", "lot size"),
     (order_body("X", symbol="LOTS", qty="100", price="50.01"), "99", "tick size"),
     (order_body("X", symbol="NOPE"), "1", "unknown symbol"),
+    (order_body("X", symbol="\u00e9t\u00e9"), "1", "unknown symbol ??t??"),       # non-ASCII bytes
     (order_body("X", symbol=None), "1", "Symbol(55) is required"),
     (order_body("X", ord_type="2", price=None), "11", "Price(44) is required"),
     (order_body("X", ord_type="1", price="100.00"), "11", "Price(44) is not allowed"),
@@ -245,3 +246,12 @@ def test_one_submit_per_batch(harness):
     harness.pump()
     assert calls == [20]
     assert len(client.take()) == 20
+
+
+def test_non_ascii_client_values_are_answered(harness):
+    client = harness.client()
+    client.send(b"D", order_body("\u00c9", qty="1", price="99.00", tif="1"))
+    client.send(b"D", order_body("\u00c9", qty="1", price="99.00", tif="1"))
+    harness.pump()
+    assert [fields(m, 150, 103) for m in client.take()] == [("8", "6"), ("0", None)]
+    assert harness.core.counters["internal_errors"] == 0
