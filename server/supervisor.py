@@ -42,7 +42,8 @@ class Child:
     exits: list[int] = field(default_factory=list)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                        preexec_fn=_die_with_parent)
         self.started_at = time.monotonic()
 
     def alive(self) -> bool:
@@ -60,6 +61,16 @@ class Child:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the supervisor dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def role_available(module: str) -> bool:

@@ -39,7 +39,7 @@ def serve(config_path: Path, roles: str = "engine") -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "numbex.cli", "serve", "--config", str(config_path),
                              "--roles", roles],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                            start_new_session=True)
+                            start_new_session=True)  # the test's Ctrl-C does not reach it
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -113,6 +113,31 @@ def test_serve_restarts_engine_and_stops_cleanly(tmp_path):
     finally:
         if supervisor.poll() is None:
             os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait()
+        if link is not None:
+            link.close()
+        remove_all(instance)
+
+
+@pytest.mark.timeout(120)
+def test_roles_die_with_a_killed_supervisor(tmp_path):
+    instance = f"nbxorphan{os.getpid()}"
+    config_path = make_config(tmp_path, instance)
+    config = config_module.load(config_path)
+    remove_all(instance)
+    supervisor = serve(config_path)
+    link = None
+    try:
+        wait_for(lambda: Path(f"/dev/shm/{instance}-status").exists(), 60, "the status block")
+        link = RingLink.attach(config, 0)
+        wait_for(link.engine_up, 120, "the engine")
+        engine = link.status.get(1)
+        supervisor.kill()
+        supervisor.wait()
+        wait_for(lambda: not process_alive(engine), 30, "the engine to stop with its supervisor")
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
             supervisor.wait()
         if link is not None:
             link.close()
