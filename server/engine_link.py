@@ -101,6 +101,7 @@ class LocalLink:
         from numbex.engine.matcher import Engine
 
         self.engine = Engine(spec)
+        self.engine.warm_up()  # compile or load the kernels now, not on the first order
         self.gateway_index = gateway_index
         self._clock = clock_ns or time.time_ns
         self._seq = 0
