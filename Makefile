@@ -39,7 +39,7 @@ bench: $(STAMP)
 	$(VENV)/bin/numbex bench all
 
 stress: $(STAMP) $(VENV)/.interop
-	NUMBEX_STRESS=1 $(PY) -m pytest -q -p no:cacheprovider tests/stress
+	NUMBEX_STRESS=1 $(PY) -m pytest -q -p no:cacheprovider tests/stress tests/integration/test_engine_crash.py
 
 clean:
 	rm -rf $(VENV) .numba_cache build *.egg-info var
