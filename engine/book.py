@@ -306,31 +306,19 @@ def book_unlink(pool, inst, level_head, level_tail, level_qty, bits, slot):
 
 
 @njit(cache=True, _nrt=False)
-def pool_alloc(pool, glob):
-    slot = glob[G_FREE]
-    glob[G_FREE] = pool[slot].next
+def slot_alloc(records, glob, free_head):
+    """Take a slot off the free list whose head is ``glob[free_head]`` (G_FREE, G_STOP_FREE)."""
+    slot = glob[free_head]
+    glob[free_head] = records[slot].next
     return slot
 
 
 @njit(cache=True, _nrt=False)
-def pool_free(pool, glob, slot):
-    pool[slot].order_id = 0
-    pool[slot].next = glob[G_FREE]
-    glob[G_FREE] = slot
-
-
-@njit(cache=True, _nrt=False)
-def stop_alloc(stops, glob):
-    slot = glob[G_STOP_FREE]
-    glob[G_STOP_FREE] = stops[slot].next
-    return slot
-
-
-@njit(cache=True, _nrt=False)
-def stop_free(stops, glob, slot):
-    stops[slot].order_id = 0
-    stops[slot].next = glob[G_STOP_FREE]
-    glob[G_STOP_FREE] = slot
+def slot_free(records, glob, free_head, slot):
+    """Return ``slot`` (of the pool or the stop table) to its free list."""
+    records[slot].order_id = 0
+    records[slot].next = glob[free_head]
+    glob[free_head] = slot
 
 
 @njit(cache=True, _nrt=False)

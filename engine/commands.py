@@ -16,29 +16,25 @@ from numbex.engine.book import (
     G_INSTRUMENTS,
     G_MAX_ORDERS,
     G_RESTING,
+    G_STOP_FREE,
     G_STOPS,
     I_ASKS,
     I_BEST_ASK,
     I_BEST_BID,
     I_BIDS,
     I_HIGH,
-    I_LAST,
     I_LEVEL_BASE,
     I_LOW,
     I_MAX_LOTS,
     I_STATE,
     I_STOP_HEAD,
     I_STOPS,
-    book_unlink,
-    book_append,
     index_find,
     index_home,
     index_insert,
-    index_delete,
     next_level_down,
     next_level_up,
-    pool_free,
-    stop_alloc,
+    slot_alloc,
     stop_append,
 )
 from numbex.engine.prefetch import prefetch
@@ -125,7 +121,7 @@ def _new(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob
               cmd.qty, 0, 0, 0, cmd.stop_price if is_stop else 0, cmd.account, np.uint32(0),
               cmd.session, np.uint32(0), cmd.symbol, cmd.side, 0, ord_type, cmd.tif, post_flag)
     if is_stop:
-        slot = stop_alloc(stops, glob)
+        slot = slot_alloc(stops, glob, G_STOP_FREE)
         stop = stops[slot]
         stop.order_id = cmd.order_id
         stop.qty = cmd.qty

@@ -15,15 +15,15 @@ from numba import njit
 
 from numbex.engine.book import (
     G_ACCOUNTS,
+    G_FREE,
     G_INSTRUMENTS,
     G_MAX_ORDERS,
     G_MAX_STOPS,
     G_RESTING,
+    G_STOP_FREE,
     G_STOPS,
-    I_ASKS,
     I_BEST_ASK,
     I_BEST_BID,
-    I_BIDS,
     I_HIGH,
     I_LAST,
     I_LEVEL_BASE,
@@ -31,7 +31,6 @@ from numbex.engine.book import (
     I_MAX_LOTS,
     I_STATE,
     I_STOP_HEAD,
-    I_STOPS,
     book_append,
     book_unlink,
     index_delete,
@@ -39,50 +38,26 @@ from numbex.engine.book import (
     index_insert,
     next_level_down,
     next_level_up,
-    pool_alloc,
-    pool_free,
-    stop_alloc,
-    stop_append,
-    stop_free,
+    slot_alloc,
+    slot_free,
     stop_unlink,
 )
 from numbex.engine.records import (
-    ALL_ACCOUNTS,
-    ALL_SYMBOLS,
     CAUSE_BOOK_FULL,
-    CAUSE_EXPIRED,
     CAUSE_FOK,
-    CAUSE_HALT,
     CAUSE_IOC,
     CAUSE_MARKET_REMAINDER,
-    CAUSE_MASS,
-    CAUSE_POST_ONLY,
     CAUSE_STP,
-    CAUSE_USER,
-    CMD_FLAG_CANCEL_ALL,
     CMD_FLAG_POST_ONLY,
-    CMD_FLAG_QTY_IS_LEAVES,
-    EV_ACCEPTED,
     EV_BOOK_ADD,
-    EV_CANCEL_REJECTED,
     EV_CANCELLED,
     EV_FLAG_ON_BOOK,
     EV_FLAG_POST_ONLY,
-    EV_FLAG_REDUCED,
-    EV_FLAG_REMOVED,
-    EV_MASS_CANCEL_DONE,
     EV_REJECTED,
     EV_REPLACE_REJECTED,
-    EV_REPLACED,
-    EV_STATE_CHANGED,
     EV_STOP_TRIGGERED,
     EV_TRADE,
     EXEC_ID_SHIFT,
-    OP_CANCEL,
-    OP_MASS_CANCEL,
-    OP_NEW,
-    OP_REPLACE,
-    OP_SET_STATE,
     ORD_LIMIT,
     ORD_MARKET,
     ORD_STOP,
@@ -92,28 +67,21 @@ from numbex.engine.records import (
     REASON_BAD_ORDER_TYPE,
     REASON_BAD_QUANTITY,
     REASON_BAD_SIDE,
-    REASON_BAD_STATE,
     REASON_BAD_TIF,
     REASON_BOOK_FULL,
     REASON_CLOSED,
     REASON_DUPLICATE_ORDER_ID,
     REASON_HALTED,
-    REASON_NOT_OWNER,
-    REASON_NOT_REPLACEABLE,
     REASON_OUTSIDE_BAND,
     REASON_QTY_ABOVE_MAX,
     REASON_STOPS_FULL,
     REASON_UNKNOWN_ACCOUNT,
     REASON_UNKNOWN_INSTRUMENT,
-    REASON_UNKNOWN_OP,
-    REASON_UNKNOWN_ORDER,
-    SIDE_BOTH,
     STATE_CLOSED,
     STATE_HALTED,
     STP_CANCEL_AGGRESSOR,
     STP_CANCEL_RESTING,
     STP_OFF,
-    TIF_DAY,
     TIF_FOK,
     TIF_IOC,
 )
@@ -183,7 +151,7 @@ def _emit_stop(out, n, cmd, base, stops, slot, kind, reason):
 def _remove_resting(pool, stops, index, inst, level_head, level_tail, level_qty, bits, glob, slot):
     book_unlink(pool, inst, level_head, level_tail, level_qty, bits, slot)
     index_delete(index, pool, stops, glob, pool[slot].order_id)
-    pool_free(pool, glob, slot)
+    slot_free(pool, glob, G_FREE, slot)
     glob[G_RESTING] -= 1
 
 
@@ -191,7 +159,7 @@ def _remove_resting(pool, stops, index, inst, level_head, level_tail, level_qty,
 def _remove_stop(pool, stops, index, inst, glob, slot):
     stop_unlink(stops, inst, slot)
     index_delete(index, pool, stops, glob, stops[slot].order_id)
-    stop_free(stops, glob, slot)
+    slot_free(stops, glob, G_STOP_FREE, slot)
     glob[G_STOPS] -= 1
 
 
@@ -309,7 +277,7 @@ def _execute(pool, stops, index, inst, level_head, level_tail, level_qty, bits, 
                   cum, 0, 0, 0, account, np.uint32(0), session, np.uint32(0), symbol, side,
                   cause, ord_type, tif, post_flag)
         return n, traded
-    slot = pool_alloc(pool, glob)
+    slot = slot_alloc(pool, glob, G_FREE)
     order = pool[slot]
     order.order_id = order_id
     order.leaves = leaves

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 from numbex.engine import jitcache  # noqa: F401  (must precede kernel definitions)
 from llvmlite import ir
