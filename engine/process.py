@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from numbex.engine import records as r
+from numbex.engine import ring_kernels as k
 from numbex.engine import status as st
 
 log = logging.getLogger("numbex.engine")
@@ -186,8 +187,6 @@ class EngineAgent:
     @staticmethod
     def _skip_journaled(ring, journaled_next: int) -> None:
         """Release ring slots already journaled by a previous engine (never past the tail)."""
-        from numbex.engine import ring_kernels as k
-
         head = int(ring.header[k.HEAD_WORD])
         tail = int(ring.header[k.TAIL_WORD])
         if head < journaled_next <= tail:
@@ -202,7 +201,7 @@ class EngineAgent:
         if taken:
             work += self._handle(taken, views)
         if self.config.engine.durability == "async" and self.durable_ok:
-            work += self._publish_durable(now)
+            work += self._publish_durable()
         if not self.durable_ok and now >= self.retry_at_ns:
             self._retry_durability(now)
         if self.snapshot_requested or (
@@ -222,8 +221,6 @@ class EngineAgent:
             count = len(view)
             views.append(count)
             if count:
-                from numbex.engine import ring_kernels as k
-
                 head = int(ring.header[k.HEAD_WORD])
                 block = self.batch[taken:taken + count]
                 block[:] = view
@@ -280,7 +277,7 @@ class EngineAgent:
             self.pending.append(events)
         return taken
 
-    def _publish_durable(self, now_ns: int) -> int:
+    def _publish_durable(self) -> int:
         from numbex.engine.wal import WalWriteError
 
         try:
@@ -423,7 +420,7 @@ class EngineAgent:
                 self.wal.sync()
             except WalWriteError as error:
                 log.error("final sync failed: %s", error)
-            self._publish_durable(time.monotonic_ns())
+            self._publish_durable()
         self._flush_backlog()
 
     def on_close(self) -> None:
@@ -455,19 +452,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from numbex import config as config_module
     from numbex.agent import AgentRunner, StopFlag, make_idle_strategy, stop_on_signals
     from numbex.engine.wal_segments import WalCorruptionError
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(message)s",
-                        stream=sys.stderr)
-    set_process_title("numbex engine")
-    try:
-        config = config_module.load(args.config)
-    except config_module.ConfigError as error:
-        print(f"numbex engine: {error}", file=sys.stderr)
-        return 2
     from numbex.machine import place_process
+    from numbex.roles import begin_role
+
+    config = begin_role("engine", args.config)
+    if config is None:
+        return 2
 
     place_process("engine", config.engine.cpus, config.engine.numa_node)
     stop = StopFlag()
@@ -505,12 +497,3 @@ class _Started:
 
     def on_close(self) -> None:
         self.agent.on_close()
-
-
-def set_process_title(title: str) -> None:
-    try:
-        import setproctitle
-
-        setproctitle.setproctitle(title)
-    except ImportError:  # pragma: no cover
-        pass

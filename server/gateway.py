@@ -193,13 +193,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from numbex import config as config_module
     from numbex.agent import StopFlag, stop_on_signals
+    from numbex.roles import begin_role
 
-    try:
-        config = config_module.load(args.config)
-    except config_module.ConfigError as error:
-        print(f"numbex gateway: {error}", file=sys.stderr)
+    config = begin_role("gateway", args.config)
+    if config is None:
         return 2
     if args.local:
         from numbex.engine.spec import EngineSpec
@@ -207,22 +205,9 @@ def run(args) -> int:
 
         link = LocalLink(EngineSpec.from_config(config))
     else:
-        try:
-            from numbex.server.ring_link import RingLink
-        except ModuleNotFoundError as error:
-            if error.name != "numbex.server.ring_link":
-                raise
-            print("numbex gateway: this build has no engine ring link (numbex.server.ring_link); "
-                  "run the whole exchange with 'numbex serve', or use --local for an in-process engine",
-                  file=sys.stderr)
-            return 2
-        link = RingLink.attach(config, gateway_index=0)
-    try:
-        import setproctitle
+        from numbex.server.ring_link import RingLink
 
-        setproctitle.setproctitle("numbex gateway")
-    except ImportError:
-        pass
+        link = RingLink.attach(config, gateway_index=0)
     stop = StopFlag()
     try:
         runner = build_gateway(config, link, mode=args.mode, stop=stop)

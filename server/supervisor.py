@@ -187,16 +187,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from numbex import config as config_module
-    from numbex.engine.process import set_process_title
+    from numbex.roles import begin_role
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s serve %(levelname)s %(message)s",
-                        stream=sys.stderr)
-    set_process_title("numbex serve")
-    try:
-        config = config_module.load(args.config)
-    except config_module.ConfigError as error:
-        print(f"numbex serve: {error}", file=sys.stderr)
+    config = begin_role("serve", args.config)
+    if config is None:
         return 2
     roles = tuple(role.strip() for role in args.roles.split(",") if role.strip())
     unknown = sorted(set(roles) - set(ROLES))
