@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -81,9 +82,14 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.timeout(240)
-def test_serve_restarts_engine_and_stops_cleanly(tmp_path):
-    instance = f"nbxserve{os.getpid()}"
+@contextmanager
+def served_engine(tmp_path: Path, name: str):
+    """``numbex serve --roles engine`` on a fresh instance, with this test as gateway 0.
+
+    Yields ``(supervisor, link)`` once the engine is up; always kills what is left
+    and removes the instance's shared memory.
+    """
+    instance = f"{name}{os.getpid()}"
     config_path = make_config(tmp_path, instance)
     config = config_module.load(config_path)
     remove_all(instance)
@@ -93,6 +99,19 @@ def test_serve_restarts_engine_and_stops_cleanly(tmp_path):
         wait_for(lambda: Path(f"/dev/shm/{instance}-status").exists(), 60, "the status block")
         link = RingLink.attach(config, 0)
         wait_for(link.engine_up, 120, "the engine")
+        yield supervisor, link
+    finally:
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait()
+        if link is not None:
+            link.close()
+        remove_all(instance)
+
+
+@pytest.mark.timeout(240)
+def test_serve_restarts_engine_and_stops_cleanly(tmp_path):
+    with served_engine(tmp_path, "nbxserve") as (supervisor, link):
         time.sleep(START_WINDOW_SECONDS + 0.5)  # past start-up: a death now means restart
         first_engine = link.status.get(1)
         assert Path(f"/proc/{first_engine}/cmdline").read_bytes().split(b"\0")[0] == b"numbex engine"
@@ -110,38 +129,15 @@ def test_serve_restarts_engine_and_stops_cleanly(tmp_path):
         assert supervisor.wait(60) == 0, supervisor.stderr.read().decode()
         assert not process_alive(second_engine)
         assert b"restarting" in supervisor.stderr.read()
-    finally:
-        if supervisor.poll() is None:
-            os.killpg(supervisor.pid, signal.SIGKILL)
-            supervisor.wait()
-        if link is not None:
-            link.close()
-        remove_all(instance)
 
 
 @pytest.mark.timeout(120)
 def test_roles_die_with_a_killed_supervisor(tmp_path):
-    instance = f"nbxorphan{os.getpid()}"
-    config_path = make_config(tmp_path, instance)
-    config = config_module.load(config_path)
-    remove_all(instance)
-    supervisor = serve(config_path)
-    link = None
-    try:
-        wait_for(lambda: Path(f"/dev/shm/{instance}-status").exists(), 60, "the status block")
-        link = RingLink.attach(config, 0)
-        wait_for(link.engine_up, 120, "the engine")
+    with served_engine(tmp_path, "nbxorphan") as (supervisor, link):
         engine = link.status.get(1)
         supervisor.kill()
         supervisor.wait()
         wait_for(lambda: not process_alive(engine), 30, "the engine to stop with its supervisor")
-    finally:
-        if supervisor.poll() is None:
-            supervisor.kill()
-            supervisor.wait()
-        if link is not None:
-            link.close()
-        remove_all(instance)
 
 
 @pytest.mark.timeout(120)
