@@ -113,10 +113,23 @@ class EngineAgent:
         self.status.set(st.W_STARTS, self.status.get(st.W_STARTS) + 1)
         self.status.set(st.W_HEARTBEAT, time.monotonic_ns())
         self._recover(republish=True)
-        self.engine.warm_up()  # kernels compiled or loaded before the engine says it is up
+        self.warm_up()
         self.status.set(st.W_STATE, st.STATE_UP)
         log.info("engine up: next seq %d, %d resting orders", self.next_seq,
                  self.engine.resting_count)
+
+    def warm_up(self) -> None:
+        """Every kernel of the loop compiled or loaded before the engine says it is up.
+
+        (With a cold Numba cache the first batch would otherwise compile the ring and
+        WAL kernels for seconds while gateways wait.)
+        """
+        from numbex.engine.ring import Ring
+
+        self.engine.warm_up()
+        self.wal.warm_up()
+        Ring.warm_up(r.COMMAND)
+        Ring.warm_up(r.EVENT)
 
     def _recover(self, republish: bool) -> None:
         from numbex.engine.recovery import recover_engine

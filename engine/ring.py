@@ -237,6 +237,33 @@ class Ring:
         state = "closed" if self._mapping is None else f"{self.size()}/{self.capacity}"
         return f"Ring({str(self.path)!r}, {self.dtype.itemsize}-byte records, {state})"
 
+    @staticmethod
+    def warm_up(dtype, directory: str | os.PathLike | None = None) -> None:
+        """Compile (or load from the cache) every ring kernel for records of ``dtype``.
+
+        Runs them on a private two-slot ring (a temporary file, removed at once), so a
+        role can do it before it says it is up without touching its real rings.
+        """
+        base = Path(directory) if directory is not None else ring_path("x").parent
+        handle, name = tempfile.mkstemp(prefix=".numbex-warm-", dir=base)
+        os.close(handle)
+        os.unlink(name)
+        ring = Ring.create(name, dtype, 2)
+        try:
+            one = np.zeros(1, dtype=ring.dtype)
+            ring.offer(one)
+            ring.poll(np.zeros(1, dtype=ring.dtype))
+            ring.publish(len(ring.claim(1)))
+            ring.release(len(ring.peek(1)))
+            ring.wake_consumer()
+            ring.size()
+            ring.consumer_parked()
+            if int(k.ring_prepare_park(ring.header)) >= 0:
+                k.ring_unpark(ring.header)
+        finally:
+            ring.close()
+            ring.unlink()
+
     # -- producer ---------------------------------------------------------------
 
     def offer(self, records: np.ndarray) -> int:

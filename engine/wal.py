@@ -192,6 +192,12 @@ class WalWriter:
         self._unsynced = True
         return self.last_seq
 
+    def warm_up(self) -> None:
+        """Compile (or load from the cache) the encoding kernel now; writes nothing."""
+        probe = np.zeros(1, dtype=COMMAND)
+        probe["seq"] = self._next_seq
+        self._encode(probe)
+
     def commit(self, now_ns: int | None = None) -> int:
         """Make appended records durable per the durability mode; return ``durable_seq``."""
         if self._error is not None:

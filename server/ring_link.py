@@ -15,13 +15,17 @@ import numpy as np
 
 from numbex.engine import ring_kernels as k
 from numbex.engine.channels import doorbell, inbound_ring, outbound_ring, status_block
-from numbex.engine.records import EVENT
+from numbex.engine.records import COMMAND, EVENT
+from numbex.engine.ring import Ring
 
 
 class RingLink:
     """See the module docstring; implements ``numbex.server.engine_link.EngineLink``."""
 
     def __init__(self, instance: str, gateway_index: int, slots: int) -> None:
+        # the ring kernels compiled or loaded now, not on the first order
+        Ring.warm_up(COMMAND)
+        Ring.warm_up(EVENT)
         self.gateway_index = gateway_index
         self.inbound = inbound_ring(instance, gateway_index, slots)
         self.outbound = outbound_ring(instance, gateway_index, slots)

@@ -38,6 +38,7 @@ from engine_process import (  # noqa: E402
     assert_snapshot_equals,
     crash_cycles,
     drain,
+    drain_all,
     replay_wal,
 )
 
@@ -147,7 +148,7 @@ def test_full_wal_disk_rejects_everything_then_resumes(tmp_path):
         for _ in range(10):
             feed.submit(20, "after")
             feed.poll()
-        drain(harness.link, feed.received, feed.out, 0.3)
+        drain_all(harness.link, feed.received, feed.out)
         harness.stop(process)
         drain(harness.link, feed.received, feed.out, 0.1)
         assert "WAL write failed" in harness.log_text() and "still full" in harness.log_text()
@@ -233,7 +234,7 @@ def submit_and_check(harness: EngineHarness, count: int, first_seq: int) -> None
         assert time.monotonic() < deadline, "commands not journaled"
         feed.poll()
         time.sleep(0.01)
-    drain(harness.link, feed.received, feed.out, 0.1)
+    drain_all(harness.link, feed.received, feed.out)
     seqs = np.unique(feed.events()["seq"])
     assert seqs.tolist() == list(range(first_seq, first_seq + count))
 

@@ -420,3 +420,21 @@ def test_bench_ring_measures_a_small_run():
     for key in ("loaded_latency_ns", "latency_ns"):
         figures = result[key]
         assert 0 < figures["p50"] <= figures["p99"] <= figures["max"] < 60_000_000_000
+
+
+# -- warm-up ---------------------------------------------------------------------
+
+def test_warm_up_compiles_every_kernel_on_a_private_ring_and_leaves_no_file(tmp_path):
+    def warm_files() -> set:
+        return {name for name in os.listdir(ring_path("x").parent) if name.startswith(".numbex-warm-")}
+
+    before = warm_files()
+    Ring.warm_up(COMMAND)
+    Ring.warm_up(EVENT, directory=tmp_path)
+    kernels = (k.ring_offer_signal, k.ring_poll, k.ring_claim, k.ring_publish, k.ring_peek,
+               k.ring_release, k.ring_signal_consumer, k.ring_prepare_park, k.ring_unpark,
+               k.ring_size, k.ring_consumer_parked)
+    for kernel in kernels:
+        assert kernel.signatures, f"{kernel.__name__} was not compiled by the warm-up"
+    assert warm_files() - before == set()
+    assert list(tmp_path.iterdir()) == []

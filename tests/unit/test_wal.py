@@ -477,3 +477,12 @@ def test_bench_wal_runs_briefly(tmp_path, capsys):
     assert result["same_filesystem_as_data_dir"] is True
     assert list((tmp_path / "var" / "bench").iterdir()) == []  # the temporary directory is removed
     assert main(["bench", "wal", "--groups", "0"]) == 2
+
+
+def test_warm_up_writes_nothing(tmp_path):
+    writer = WalWriter(tmp_path, 1 << 20, "sync", 5)
+    files = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    writer.warm_up()
+    assert writer.last_seq == 0
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == files
+    writer.close()
