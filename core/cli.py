@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module, help); nested groups use "group name".
@@ -64,7 +65,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"numbex: '{args.command} {getattr(args, 'subcommand', '') or ''}'".rstrip() +
               " is not available in this build", file=sys.stderr)
         return 2
-    return int(importlib.import_module(args._module).run(args) or 0)
+    module = importlib.import_module(args._module)
+    profile_dir = os.environ.get("NUMBEX_PROFILE")
+    if not profile_dir:
+        return int(module.run(args) or 0)
+    return _profiled(module, args, profile_dir)
+
+
+def _profiled(module, args: argparse.Namespace, directory: str) -> int:
+    """Run a command under cProfile; the stats go to ``<directory>/<command>-<pid>.prof``.
+
+    Set ``NUMBEX_PROFILE=DIR`` to profile each role of ``numbex serve`` (children inherit
+    the variable); read the files with ``python -m pstats``.
+    """
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return int(profiler.runcall(module.run, args) or 0)
+    finally:
+        os.makedirs(directory, exist_ok=True)
+        profiler.dump_stats(os.path.join(directory, f"{args.command}-{os.getpid()}.prof"))
 
 
 if __name__ == "__main__":  # pragma: no cover

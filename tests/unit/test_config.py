@@ -1,5 +1,7 @@
 """The config tree: embedded defaults load; bad keys and values are errors naming the key."""
 
+import os
+
 import pytest
 
 from numbex import config as c
@@ -77,3 +79,19 @@ def test_config_command(tmp_path, capsys):
     bad.write_text("[gateway]\nmode = 'threads'\n")
     assert main(["config", "--config", str(bad)]) == 2
     assert "gateway.mode" in capsys.readouterr().err
+
+
+def test_numbex_profile_writes_the_command_profile(tmp_path, monkeypatch, capsys):
+    import pstats
+
+    from numbex.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[gateway]\nmode = 'threads'\n")
+    monkeypatch.setenv("NUMBEX_PROFILE", str(tmp_path / "profiles"))
+    assert main(["config", "--config", str(bad)]) == 2  # the command's own exit code
+    capsys.readouterr()
+    (path,) = (tmp_path / "profiles").iterdir()
+    assert path.name == f"config-{os.getpid()}.prof"
+    functions = {name for (_file, _line, name) in pstats.Stats(str(path)).stats}
+    assert "run" in functions
