@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fix_helpers import CLIENT, PASSWORD, T0, ConnectionPair, execution_report_body  # noqa: E402
 from numbex.protocol.fix import ApplicationMessage, FixSession, MemoryStore, SessionDirectory, SessionSettings  # noqa: E402
-from numbex.server.fix_store import FileStore, StoreError, store_path  # noqa: E402
+from numbex.server.fix_store import PREALLOCATE_BYTES, FileStore, StoreError, store_path  # noqa: E402
 
 
 @pytest.mark.parametrize("policy", ["always", "batch", "none"])
@@ -147,3 +147,64 @@ def test_compaction_keeps_state_and_messages(tmp_path, monkeypatch):
         store.store_sent(20, b"8", b"T", b"after\x01")
     with FileStore.open(tmp_path, CLIENT) as store:
         assert [m.seq_num for m in store.sent_messages(18, 100)] == [18, 19, 20]
+
+
+# -- preallocation ------------------------------------------------------------------
+
+def crash_image(store: FileStore, target: Path) -> Path:
+    """What a crash right now leaves on disk: the file as it is (reserve included)."""
+    target.mkdir()
+    copy = store_path(target, CLIENT)
+    copy.write_bytes(store.path.read_bytes())
+    return copy
+
+
+def test_file_is_extended_ahead_and_trimmed_at_close(tmp_path):
+    store = FileStore.open(tmp_path / "live", CLIENT, sync="batch")
+    for seq in range(1, 4):
+        store.store_sent(seq, b"8", b"T", b"a=%d\x01" % seq)
+    store.sync()
+    records = store._size
+    assert os.path.getsize(store.path) >= PREALLOCATE_BYTES > records
+    image = crash_image(store, tmp_path / "crash")
+    store.close()
+    assert os.path.getsize(store.path) == records
+    # after a crash the zero reserve is not a torn tail: nothing is cut, writing continues
+    with FileStore.open(tmp_path / "crash", CLIENT) as reopened:
+        assert [m.seq_num for m in reopened.sent_messages(1, 10)] == [1, 2, 3]
+        assert os.path.getsize(image) >= PREALLOCATE_BYTES
+        reopened.store_sent(4, b"8", b"T", b"a=4\x01")
+    with FileStore.open(tmp_path / "crash", CLIENT) as reopened:
+        assert [m.body for m in reopened.sent_messages(1, 10)] == [b"a=%d\x01" % n for n in range(1, 5)]
+        assert reopened.next_sender_seq_num == 5
+
+
+def test_torn_record_inside_the_reserve_is_cut(tmp_path):
+    store = FileStore.open(tmp_path / "live", CLIENT, sync="batch")
+    store.store_sent(1, b"8", b"T", b"a=1\x01")
+    store.sync()
+    records = store._size
+    image = crash_image(store, tmp_path / "crash")
+    store.close()
+    with open(image, "r+b") as handle:                      # half a record written, then zeros
+        handle.seek(records)
+        handle.write(b"\x11\x22\x33\x44\x20\x00")
+    with FileStore.open(tmp_path / "crash", CLIENT) as reopened:
+        assert os.path.getsize(image) == records
+        assert reopened.next_sender_seq_num == 2
+        reopened.store_sent(2, b"8", b"T", b"a=2\x01")
+    with FileStore.open(tmp_path / "crash", CLIENT) as reopened:
+        assert [m.seq_num for m in reopened.sent_messages(1, 10)] == [1, 2]
+
+
+def test_without_fallocate_the_file_just_grows(tmp_path, monkeypatch):
+    def unsupported(*_args):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    with FileStore.open(tmp_path, CLIENT, sync="always") as store:
+        store.store_sent(1, b"8", b"T", b"a=1\x01")
+        store.store_sent(2, b"8", b"T", b"a=2\x01")
+        assert os.path.getsize(store.path) == store._size
+    with FileStore.open(tmp_path, CLIENT) as store:
+        assert [m.seq_num for m in store.sent_messages(1, 10)] == [1, 2]
