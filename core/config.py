@@ -58,6 +58,7 @@ class FixListenerConfig:
     throttle_logout_excess: int = 1000  # throttled messages in a row that end a session (Logout)
     throttle_logout_ms: int = 5000  # or an unbroken run of throttled messages this long
     store_sync: str = "batch"  # session stores: batch (fdatasync before sending), always, none
+    shutdown_logout_ms: int = 2000  # clean stop: Logout to every session, wait this long for the replies
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,8 @@ def validate(config: Config) -> Config:
         "gateway.fix.throttle_logout_excess": config.gateway.fix.throttle_logout_excess,
         "gateway.fix.throttle_logout_ms": config.gateway.fix.throttle_logout_ms,
     }
+    if config.gateway.fix.shutdown_logout_ms < 0:
+        raise ConfigError(f"gateway.fix.shutdown_logout_ms: must be >= 0, got {config.gateway.fix.shutdown_logout_ms}")
     for where, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{where}: must be positive, got {value}")

@@ -36,6 +36,9 @@ from numbex.server.fix_orders import OrderEntry
 from numbex.server.fix_store import FileStore
 
 NANOS = 1_000_000_000
+SHUTDOWN_TEXT = "numbex is shutting down"
+"""Text (58) of the Logout every session gets at a clean stop."""
+
 log = logging.getLogger("numbex.gateway")
 
 
@@ -168,6 +171,22 @@ class FixGatewayCore:
         for store in stores:
             _sync(store)
         stores.clear()
+
+    def logout_all(self, now_ns: int, text: str) -> int:
+        """Start the Logout handshake on every open connection (a clean stop).
+
+        A logged-on session sends Logout and waits for the reply; a connection still
+        logging on is disconnected.  Returns the connections asked to log out.
+        """
+        count = 0
+        for connection in list(self.connections):
+            if connection.closed or connection.closing:
+                continue
+            connection.session.logout(text, now_ns)
+            self._drain(connection, now_ns)
+            count += 1
+        self.counters["shutdown_logouts"] += count
+        return count
 
     def take_output(self) -> list[FixConnection]:
         """Connections with bytes to write or to close after this batch."""

@@ -165,11 +165,14 @@ def build_gateway(config, link, *, data_dir: str | Path | None = None, listener:
             core.entry.cancel_stale_orders()
         stop = stop if stop is not None else StopFlag()
         buffer_limit = config.gateway.outbound_buffer_bytes
+        grace_ms = config.gateway.fix.shutdown_logout_ms
         if mode == "uvloop":
-            loop = UvloopGateway(core, listener, outbound_buffer_bytes=buffer_limit, stop=stop, clock=clock)
+            loop = UvloopGateway(core, listener, outbound_buffer_bytes=buffer_limit, stop=stop, clock=clock,
+                                 shutdown_logout_ms=grace_ms)
             idle_strategy = None
         else:
-            loop = PollGateway(core, listener, outbound_buffer_bytes=buffer_limit, clock=clock)
+            loop = PollGateway(core, listener, outbound_buffer_bytes=buffer_limit, clock=clock,
+                               shutdown_logout_ms=grace_ms)
             options = {}
             if idle_name == "block":
                 options["park_ns"] = 50_000_000

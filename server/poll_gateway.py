@@ -17,6 +17,10 @@ The idle strategy parks through :meth:`park`: ``link.prepare_park()``, then
 ``epoll.poll(timeout)`` on every socket plus the link's descriptor, then
 ``link.unpark()``, so a parked gateway wakes on client bytes and on engine events
 alike.  Session timers run every 100 ms.
+
+A clean stop (:meth:`on_close`) stops accepting, sends every session a Logout
+and keeps the loop running, at most ``shutdown_logout_ms``, until the clients
+have answered (or gone); then what is left is closed.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import socket
 import time
 
 from numbex.server.fix_connection import FixConnection
-from numbex.server.fix_gateway import FixGatewayCore
+from numbex.server.fix_gateway import SHUTDOWN_TEXT, FixGatewayCore
 
 READ_EVENTS = select.EPOLLIN | select.EPOLLRDHUP
 WRITE_EVENTS = READ_EVENTS | select.EPOLLOUT
@@ -49,13 +53,16 @@ class PollGateway:
         Wall clock in ns (FIX timestamps and session timers).
     read_buffer_bytes : int
         Size of the one preallocated receive buffer.
+    shutdown_logout_ms : int
+        At a clean stop, how long to wait for the clients' Logout replies (0: close at once).
     """
 
     role_name = "gateway"
 
     def __init__(self, core: FixGatewayCore, listener: socket.socket, *, outbound_buffer_bytes: int,
-                 clock=time.time_ns, read_buffer_bytes: int = 1 << 16) -> None:
+                 clock=time.time_ns, read_buffer_bytes: int = 1 << 16, shutdown_logout_ms: int = 0) -> None:
         self.core = core
+        self.shutdown_logout_ns = shutdown_logout_ms * 1_000_000
         self.link = core.link
         self.listener = listener
         self.outbound_buffer_bytes = outbound_buffer_bytes
@@ -110,12 +117,29 @@ class PollGateway:
         return work
 
     def on_close(self) -> None:
+        self._logout_all()
         now = self._clock()
         for fd, connection in list(self._by_fd.items()):
             self._close(fd, connection)
             self.core.connection_lost(connection, now)
         self.core.process(now)
         self._epoll.close()
+
+    def _logout_all(self) -> None:
+        """Stop accepting; Logout to every session; run until they are answered or the grace ends."""
+        try:
+            self._epoll.unregister(self._listener_fd)
+        except (OSError, ValueError):
+            pass
+        self.listener.close()                      # new connections are refused, not left waiting
+        if not self.shutdown_logout_ns or not self._by_fd:
+            return
+        if not self.core.logout_all(self._clock(), SHUTDOWN_TEXT):
+            return
+        deadline = time.monotonic_ns() + self.shutdown_logout_ns
+        while self._by_fd and time.monotonic_ns() < deadline:
+            if not self.do_work():
+                self._ready = self._epoll.poll(0.005)
 
     def park(self, timeout_ns: int) -> int:
         """Sleep in epoll (sockets and the link's descriptor) for at most ``timeout_ns``."""

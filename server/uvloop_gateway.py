@@ -17,7 +17,7 @@ import socket
 import time
 
 from numbex.server.fix_connection import FixConnection
-from numbex.server.fix_gateway import FixGatewayCore
+from numbex.server.fix_gateway import SHUTDOWN_TEXT, FixGatewayCore
 
 TIMER_SECONDS = 0.1
 BUSY_POLL_SECONDS = 0.0005
@@ -72,13 +72,16 @@ class UvloopGateway:
     clock : callable
     use_uvloop : bool
         False runs on the standard asyncio loop (for comparison).
+    shutdown_logout_ms : int
+        At a clean stop, how long to wait for the clients' Logout replies (0: close at once).
     """
 
     role_name = "gateway"
 
     def __init__(self, core: FixGatewayCore, listener: socket.socket, *, outbound_buffer_bytes: int, stop,
-                 clock=time.time_ns, use_uvloop: bool = True) -> None:
+                 clock=time.time_ns, use_uvloop: bool = True, shutdown_logout_ms: int = 0) -> None:
         self.core = core
+        self.shutdown_logout_seconds = shutdown_logout_ms / 1000
         self.link = core.link
         self.listener = listener
         self.outbound_buffer_bytes = outbound_buffer_bytes
@@ -138,16 +141,28 @@ class UvloopGateway:
                 self.core.on_timer(self.clock())
                 self.schedule()
         finally:
+            server.close()
+            await self._logout_all()
             if link_fd is not None:
                 loop.remove_reader(link_fd)
             self._poll_handle.cancel()
-            server.close()
             now = self.clock()
             for connection in list(self.core.connections):
                 connection.handle.abort()
                 self.core.connection_lost(connection, now)
             self._batch()
             await asyncio.sleep(0)
+
+    async def _logout_all(self) -> None:
+        """Logout to every session; keep serving until they are answered or the grace ends."""
+        if not self.shutdown_logout_seconds or not self.core.connections:
+            return
+        if not self.core.logout_all(self.clock(), SHUTDOWN_TEXT):
+            return
+        self.schedule()
+        deadline = time.monotonic() + self.shutdown_logout_seconds
+        while self.core.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
 
     def _on_link_readable(self) -> None:
         if self._parked:

@@ -132,3 +132,17 @@ class SocketClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@contextlib.contextmanager
+def logged_on(port: int, *comp_ids: str):
+    """``SocketClient``s for ``comp_ids``, logged on; closed on exit."""
+    clients = []
+    try:
+        for comp_id in comp_ids:
+            clients.append(SocketClient(port, comp_id))
+            clients[-1].logon()
+        yield clients
+    finally:
+        for client in clients:
+            client.close()

@@ -12,8 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway_harness import cancel_body, fields, load_config, order_body, replace_body  # noqa: E402
-from gateway_net import SocketClient, running_gateway  # noqa: E402
+from gateway_net import SocketClient, logged_on, running_gateway  # noqa: E402
 
+from numbex.server.fix_store import FileStore  # noqa: E402
 from numbex.server.gateway import next_epoch  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -88,6 +89,38 @@ def test_cancel_on_disconnect_over_tcp(tmp_path, mode):
             assert [fields(m, 150) for m in staying.expect(2)] == [("0",), ("4",)]
         finally:
             staying.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_clean_stop_logs_every_session_out(tmp_path, mode):
+    """A stop sends each session a Logout, waits (bounded) for the replies, cancels on disconnect."""
+    config = load_config(extra="[gateway.fix]\nshutdown_logout_ms = 1500\n")
+    with running_gateway(config, tmp_path, mode=mode) as gateway, \
+            logged_on(gateway.port, "CLIENT1", "CLIENT2") as (answering, silent):
+        answering.send(b"D", order_body("R1", side="2", qty="10", price="100.00", tif="1"))
+        assert fields(answering.expect(1)[0], 11, 39) == ("R1", "0")
+        stopped_at = time.monotonic()
+        gateway.stop()
+        answering.wait(lambda: answering.disconnected, timeout=10)
+        ends = [event for event in answering.events if type(event).__name__ == "Disconnect"]
+        assert ends and "shutting down" in str(ends[-1]), answering.events[-3:]
+        assert answering.rejects() == []
+        # the silent client gets the Logout too, and the connection is closed after the grace
+        silent.sock.settimeout(10)
+        received = b""
+        while chunk := silent.sock.recv(1 << 16):
+            received += chunk
+        waited = time.monotonic() - stopped_at
+        assert b"\x0135=5\x01" in received and b"58=numbex is shutting down" in received
+        assert 1.0 <= waited < 8.0, waited
+    assert gateway.core.counters["shutdown_logouts"] == 2
+    # cancel-on-disconnect ran during the stop: the resting order's cancel is stored for CLIENT1
+    store = FileStore.open(tmp_path / "fix", "CLIENT1")
+    try:
+        last = list(store.sent_messages(1, 1 << 30))[-1]
+        assert last.msg_type == b"8" and b"\x01150=4\x01" in b"\x01" + last.body and b"11=R1\x01" in last.body
+    finally:
+        store.close()
 
 
 def test_reports_survive_a_gateway_restart(tmp_path):

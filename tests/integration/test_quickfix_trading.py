@@ -235,3 +235,31 @@ def test_quickfix_trades_against_the_gateway(tmp_path):
     assert "5" in trader.admin_out and "5" in trader.admin_in          # logout handshake
     events = "".join(path.read_text() for path in (tmp_path / "qf-log").glob("*event*.log"))
     assert "Received logon response" in events and "reject" not in events.lower(), events
+
+
+def test_quickfix_is_logged_out_cleanly_when_numbex_stops(tmp_path):
+    config = load_config(CONFIG_TEXT, SESSIONS + "[gateway.fix]\nshutdown_logout_ms = 5000\n")
+    trader = Trader()
+    with running_gateway(config, tmp_path / "numbex") as gateway:
+        settings = settings_file(tmp_path, gateway.port)
+        initiator = fix.SocketInitiator(trader, fix.FileStoreFactory(settings), settings,
+                                        fix.FileLogFactory(settings))
+        initiator.start()
+        try:
+            wait_for(lambda: trader.logons.get("QF1") == 1 and trader.logons.get("QF2") == 1)
+            stopped_at = time.monotonic()
+            gateway.stop()
+            wait_for(lambda: not gateway.core.connections, 10)
+            # QuickFIX's Logout replies ended the sessions, well before the 5 s grace
+            assert time.monotonic() - stopped_at < 4.0
+        finally:
+            initiator.stop()
+        assert gateway.core.counters["shutdown_logouts"] == 2
+        assert gateway.core.counters["session_rejects"] == 0 and gateway.core.counters["rejects_received"] == 0
+    assert trader.admin_in.count("5") == 2 and trader.admin_out.count("5") == 2
+    assert "3" not in trader.admin_in and "3" not in trader.admin_out
+    events = "".join(path.read_text() for path in (tmp_path / "qf-log").glob("*event*.log"))
+    assert events.count("Received logout request") == 2 and events.count("Sending logout response") == 2, events
+    assert "reject" not in events.lower(), events
+    traffic = "".join(path.read_text() for path in (tmp_path / "qf-log").glob("*messages*.log"))
+    assert traffic.count("58=numbex is shutting down") == 2, traffic
