@@ -11,9 +11,11 @@ Epoch: order ids are ``order_id_base(gateway_index, epoch) + n``; the epoch is
 kept in ``<data_dir>/gateway-<index>.epoch`` and incremented (durably) at each
 start, so ids never repeat across restarts.
 
-At start every cancel-on-disconnect session has no connection, so orders the
-engine still holds for it from a previous run are cancelled (mass cancel with
-the session filter) as soon as the engine is up.
+At start the open orders of a previous run are rebuilt from the ExecutionReports in
+the session stores (:mod:`numbex.server.fix_restore`).  Every cancel-on-disconnect
+session has no connection yet, so orders the engine still holds for it are
+cancelled (mass cancel with the session filter) as soon as the engine is up; their
+Canceled reports are stored and reach the client after its next Logon.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ class GatewayRunner:
 def build_gateway(config, link, *, data_dir: str | Path | None = None, listener: socket.socket | None = None,
                   mode: str | None = None, idle: str | None = None, store_sync: str | None = None,
                   store_factory=None, stop=None, clock=time.time_ns, cancel_stale_orders: bool = True,
-                  **core_options) -> GatewayRunner:
+                  restore_orders: bool = True, **core_options) -> GatewayRunner:
     """Wire a FIX gateway around ``link``.
 
     Parameters
@@ -139,6 +141,10 @@ def build_gateway(config, link, *, data_dir: str | Path | None = None, listener:
         Stop flag (a new ``StopFlag`` by default).
     cancel_stale_orders : bool
         Cancel, at start, what the engine holds for cancel-on-disconnect sessions.
+    restore_orders : bool
+        Rebuild the open orders of a previous run from the session stores
+        (:mod:`numbex.server.fix_restore`), so their later events and the stale-order
+        cancels are reported.
     **core_options
         Passed to :class:`FixGatewayCore` / :class:`OrderEntry`.
     """
@@ -161,6 +167,10 @@ def build_gateway(config, link, *, data_dir: str | Path | None = None, listener:
     try:
         core = FixGatewayCore(config, link, clock(), store_directory=data_dir / "fix", store_sync=store_sync,
                               store_factory=store_factory, gateway_index=gateway_index, epoch=epoch, **core_options)
+        if restore_orders:
+            from numbex.server.fix_restore import restore_orders as restore
+
+            restore(core.entry, core.directory.store)
         if cancel_stale_orders:
             core.entry.cancel_stale_orders()
         stop = stop if stop is not None else StopFlag()

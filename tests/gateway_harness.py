@@ -149,9 +149,29 @@ class GatewayHarness:
                                    **core_options)
         self.clients: list[Client] = []
         self.writes = 0
+        self.epoch = 0
+        self.restored = 0
 
-    def client(self, comp_id: str = "CLIENT1", logon: bool = True) -> Client:
-        client = Client(self, comp_id)
+    def restart(self, *, cancel_stale_orders: bool = True, **core_options) -> None:
+        """The gateway dies (nothing of its run but the stores survives) and starts again on the
+        same engine, a new epoch, orders restored from the stores as ``build_gateway`` does."""
+        from numbex.server.fix_restore import restore_orders
+
+        for client in self.clients:
+            client.disconnected = True
+        self.clients = []
+        self.link.close()
+        self.epoch += 1
+        self.core = FixGatewayCore(self.config, self.link, self.now,
+                                   store_factory=lambda comp_id: self.stores.setdefault(comp_id, MemoryStore()),
+                                   epoch=self.epoch, **core_options)
+        self.restored = restore_orders(self.core.entry, self.core.directory.store)
+        if cancel_stale_orders:
+            self.core.entry.cancel_stale_orders()
+        self.pump()
+
+    def client(self, comp_id: str = "CLIENT1", logon: bool = True, store: MemoryStore | None = None) -> Client:
+        client = Client(self, comp_id, store)
         self.clients.append(client)
         if logon:
             client.logon()

@@ -3,6 +3,7 @@ process) on 127.0.0.1, driven by FIX clients: trading, cancel-on-disconnect, cle
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway_harness import cancel_body, fields, order_body, replace_body  # noqa: E402
 from gateway_net import SocketClient  # noqa: E402
+
+from numbex.server.supervisor import START_WINDOW_SECONDS  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -53,34 +56,123 @@ account = "ACC2"
     return path
 
 
-def connect(port: int, comp_id: str, process: subprocess.Popen, seconds: float = 180.0) -> SocketClient:
+def connect(port: int, comp_id: str, process: subprocess.Popen, seconds: float = 180.0,
+            store=None) -> SocketClient:
     deadline = time.monotonic() + seconds
     while True:
         assert process.poll() is None, "numbex serve exited"
         try:
-            return SocketClient(port, comp_id)
+            return SocketClient(port, comp_id, store=store)
         except OSError:
             assert time.monotonic() < deadline, "the gateway never listened"
             time.sleep(0.2)
 
 
-def test_trading_through_numbex_serve(tmp_path):
-    port = free_port()
-    instance = f"gwserve{os.getpid()}"
-    config = serve_config(tmp_path, port, instance)
+def start_serve(config: Path) -> subprocess.Popen:
     environment = dict(os.environ)
     environment.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[2] / ".numba_cache"))
-    process = subprocess.Popen([sys.executable, "-m", "numbex.cli", "serve", "--config", str(config),
-                                "--roles", "engine,gateway"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, env=environment, start_new_session=True)
-    clients: list[SocketClient] = []
+    return subprocess.Popen([sys.executable, "-m", "numbex.cli", "serve", "--config", str(config),
+                             "--roles", "engine,gateway"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env=environment, start_new_session=True)
+
+
+def stop_serve(process: subprocess.Popen, instance: str) -> str:
+    """SIGTERM (if still running) and the output; the instance's shared memory is removed."""
+    from numbex.engine.channels import remove_all
+
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
     try:
-        seller = connect(port, "CLIENT1", process)
-        clients.append(seller)
-        buyer = connect(port, "CLIENT2", process)
-        clients.append(buyer)
-        seller.logon()
-        buyer.logon()
+        output, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    remove_all(instance)
+    return output.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, label: str):
+    """``numbex serve`` (engine + gateway) with CLIENT1 and CLIENT2 logged on.
+
+    Yields ``(port, process, clients)``; on exit the clients (and any added to the list)
+    are closed and serve is stopped; it must exit with 0.
+    """
+    port = free_port()
+    instance = f"{label}{os.getpid()}"
+    process = start_serve(serve_config(tmp_path, port, instance))
+    clients: list[SocketClient] = []
+    failed = False
+    try:
+        for comp_id in ("CLIENT1", "CLIENT2"):
+            clients.append(connect(port, comp_id, process))
+        for client in clients:
+            client.logon()
+        yield port, process, clients
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        for client in clients:
+            client.close()
+        output = stop_serve(process, instance)
+        if failed:
+            print(output[-6000:])                          # pytest shows it with the failure
+    assert process.returncode == 0, output[-3000:]
+    process.output = output
+
+
+def role_pid(supervisor: subprocess.Popen, role: str, missing_ok: bool = False) -> int | None:
+    """Pid of the live ``role`` process under the supervisor (a dead one has no command line)."""
+    children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children").read_text().split()
+    for pid in children:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
+        except OSError:
+            continue
+        if role.encode() in command:                       # (a role's title is "numbex <role> ...")
+            return int(pid)
+    if missing_ok:
+        return None
+    raise AssertionError(f"no {role} process under the supervisor")
+
+
+def test_a_killed_gateway_comes_back_and_reports_the_stale_cancels(tmp_path):
+    """SIGKILL the gateway: the supervisor restarts it; it rebuilds the orders of the dead run from
+    its stores and cancels them (cancel-on-disconnect); the client gets the Canceled reports."""
+    with serving(tmp_path, "gwkill") as (port, process, clients):
+        listening_at = time.monotonic()
+        seller, buyer = clients
+        seller.send(b"D", order_body("S1", side="2", qty="100", price="100.05", tif="1"))
+        seller.send(b"D", order_body("S2", side="2", qty="10", price="100.10", tif="1"))
+        assert [fields(m, 11, 150) for m in seller.expect(2, timeout=30)] == [("S1", "0"), ("S2", "0")]
+        buyer.send(b"D", order_body("B1", side="1", qty="30", price="100.05", tif="3"))
+        assert [fields(m, 11, 150, 151) for m in seller.expect(1, timeout=30)] == [("S1", "F", "70")]
+        # (a role dying within the supervisor's start window counts as a failed start, not a crash)
+        time.sleep(max(0.0, START_WINDOW_SECONDS + 0.2 - (time.monotonic() - listening_at)))
+        gateway = role_pid(process, "gateway")
+        os.kill(gateway, signal.SIGKILL)
+        seller.wait(lambda: seller.disconnected, timeout=30)
+        seller.close()
+        # the dying gateway may close its client sockets before its listener: connect only
+        # once the supervisor has started the next one
+        deadline = time.monotonic() + 30
+        while role_pid(process, "gateway", missing_ok=True) in (None, gateway):
+            assert time.monotonic() < deadline, "the gateway was not restarted"
+            time.sleep(0.05)
+        again = connect(port, "CLIENT1", process, store=seller.store)
+        clients.append(again)
+        again.logon(timeout=60)
+        rows = sorted(fields(m, 11, 150, 39, 14, 151, 6) for m in again.expect(2, timeout=30))
+        assert rows == [("S1", "4", "4", "30", "0", "100.05"), ("S2", "4", "4", "0", "0", "0")]
+        assert role_pid(process, "gateway") != gateway
+        assert again.rejects() == []
+    assert "restored 2 open orders" in process.output, process.output[-3000:]
+
+
+def test_trading_through_numbex_serve(tmp_path):
+    with serving(tmp_path, "gwserve") as (_port, _process, clients):
+        seller, buyer = clients
         seller.send(b"D", order_body("S1", side="2", qty="100", price="100.05", tif="1"))
         (ack,) = seller.expect(1, timeout=30)
         assert fields(ack, 11, 150, 39) == ("S1", "0", "0")
@@ -100,17 +192,3 @@ def test_trading_through_numbex_serve(tmp_path):
         assert [fields(m, 11, 150) for m in buyer.expect(2, timeout=30)] == [("B2", "0"), ("B2", "4")]
         buyer.logout()
         assert buyer.rejects() == []
-    finally:
-        for client in clients:
-            client.close()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            output, _ = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
-        from numbex.engine.channels import remove_all
-
-        remove_all(instance)
-    assert process.returncode == 0, output.decode(errors="replace")[-3000:]
