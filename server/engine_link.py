@@ -62,7 +62,17 @@ class EngineLink(Protocol):
         with REASON_SYSTEM_BUSY)."""
 
     def poll(self, out: np.ndarray) -> int:
-        """Copy up to ``len(out)`` EVENT records for this gateway into ``out``; returns n."""
+        """Copy up to ``len(out)`` EVENT records for this gateway into ``out``; returns n.
+
+        Polled events stay held by the link (redelivered to the next gateway run if this
+        one dies) until :meth:`commit`."""
+
+    def commit(self) -> None:
+        """Every polled event is handled and its replies are durable: let them go."""
+
+    @property
+    def held(self) -> int:
+        """Events polled and not yet committed."""
 
     def engine_up(self) -> bool:
         """False while the engine is down or recovering (reject with REASON_ENGINE_DOWN)."""
@@ -106,7 +116,8 @@ class LocalLink:
         self._clock = clock_ns or time.time_ns
         self._seq = 0
         self._pending: list[np.ndarray] = []
-        self._pending_offset = 0
+        self._pending_offset = 0           # events of _pending[0] already committed
+        self._held = 0                     # events polled, not committed
         self.up = True
         self.capacity: int | None = None  # set to simulate a full ring (commands per submit)
         self.submitted = 0
@@ -129,16 +140,36 @@ class LocalLink:
 
     def poll(self, out: np.ndarray) -> int:
         filled = 0
-        while self._pending and filled < len(out):
-            head = self._pending[0]
-            take = min(len(out) - filled, len(head) - self._pending_offset)
-            out[filled:filled + take] = head[self._pending_offset:self._pending_offset + take]
+        skip = self._pending_offset + self._held        # read past the committed events
+        for chunk in self._pending:
+            if filled == len(out):
+                break
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            take = min(len(out) - filled, len(chunk) - skip)
+            out[filled:filled + take] = chunk[skip:skip + take]
             filled += take
-            self._pending_offset += take
-            if self._pending_offset == len(head):
-                self._pending.pop(0)
-                self._pending_offset = 0
+            skip = 0
+        self._held += filled
         return filled
+
+    def commit(self) -> None:
+        """Drop the events polled so far (held until now, like the ring's slots)."""
+        offset = self._pending_offset + self._held
+        while self._pending and offset >= len(self._pending[0]):
+            offset -= len(self._pending.pop(0))
+        self._pending_offset = offset
+        self._held = 0
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    def rewind(self) -> None:
+        """Forget what was polled and not committed: the next poll reads it again (what a
+        gateway run started after one that died sees in the ring)."""
+        self._held = 0
 
     def engine_up(self) -> bool:
         return self.up
@@ -147,10 +178,11 @@ class LocalLink:
         return None
 
     def prepare_park(self) -> bool:
-        return not self._pending
+        return sum(len(chunk) for chunk in self._pending) <= self._pending_offset + self._held
 
     def unpark(self) -> None:
         pass
 
     def close(self) -> None:
         self._pending.clear()
+        self._pending_offset = self._held = 0

@@ -50,10 +50,21 @@ class ExecutionHandlers:
         gateway = self.gateway_index
         live = self.live
         pending = self._pending
+        reported = self.reported             # None except just after a restart (skip_reported)
         for (_seq, ts_ns, exec_id, order_id, other_id, client_ref, price, qty, leaves, cum, other_leaves,
              other_cum, _aux, _account, _other_account, session, _symbol, kind, _side, reason, _ord_type,
              _tif, _flags, other_session) in EVENT_STRUCT.iter_unpack(data):
             self.events_seen += 1
+            if reported is not None:
+                if exec_id > self.reported_max:
+                    reported = self.reported = None
+                elif kind == r.EV_TRADE:
+                    if exec_id <= reported.get(session, 0):
+                        session = -1         # this side's fill is in its store already
+                    if exec_id <= reported.get(other_session, 0):
+                        other_session = -1
+                elif exec_id <= reported.get(session, 0):
+                    continue
             if kind == r.EV_TRADE:
                 if session >> GATEWAY_SHIFT == gateway:
                     order = live.get(order_id)

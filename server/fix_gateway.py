@@ -11,7 +11,9 @@ are thin shells around :class:`FixGatewayCore`.  One batch is:
    events become ExecutionReports etc. in the sessions (stored, sequenced);
 4. the store of every connection with bytes to write is synced
    (``FileStore.sync``), and only then the loop writes each connection's bytes
-   with one send (:meth:`take_output`).  A store written without anything to
+   with one send (:meth:`take_output`); once every store written in the batch is
+   synced, the link releases the batch's events (``link.commit``: until then a
+   successor of a gateway that died would read them again).  A store written without anything to
    send (an order taken in, whose acknowledgement comes in a later batch; a
    report stored for an offline session) is synced with that later output, or
    by :meth:`on_timer` within 100 ms: one fdatasync per round trip, not two.
@@ -154,6 +156,11 @@ class FixGatewayCore:
                 if store in stores:
                     stores.discard(store)
                     _sync(store)
+        link = self.link
+        if link.held:                              # the events' replies are durable: release them
+            if stores:
+                self.sync_stores()
+            link.commit()
         return work
 
     def on_timer(self, now_ns: int) -> None:

@@ -114,6 +114,8 @@ class OrderEntry(AmendmentHandlers, ExecutionHandlers):
         self._time_ns = -1
         self._time_text = b""
         self._now_ns = now_ns
+        self.reported: dict[int, int] | None = None     # see skip_reported
+        self.reported_max = 0
         self.events_seen = 0
         self.messages_handled = 0
         self.commands_submitted = 0
@@ -155,6 +157,12 @@ class OrderEntry(AmendmentHandlers, ExecutionHandlers):
         """The session's connection ended: cancel its open orders when so configured."""
         if context.cancel_on_disconnect and context.live_count > 0:
             self._queue_session_cancel(context)
+
+    def skip_reported(self, reported: dict[int, int]) -> None:
+        """At start: ``reported[session_field]`` is the last engine exec id the session's store
+        shows reported; events up to it are not reported again for that session."""
+        self.reported = dict(reported) or None
+        self.reported_max = max(reported.values(), default=0)
 
     def cancel_stale_orders(self) -> None:
         """At gateway start: every cancel-on-disconnect session has no connection yet, so any

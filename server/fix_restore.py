@@ -12,9 +12,12 @@ of a session without cancel-on-disconnect, and the cancels of
 client (stored, resent after its next Logon) instead of vanishing.
 
 Finished orders come back too, as the session's recent orders (their ClOrdIDs stay
-duplicates).  What cannot come back: a session whose store was reset (a Logon with
-ResetSeqNumFlag) has no history, and an event the previous run took from the engine
-but had not yet stored when it died is not in any store.
+duplicates).  Events the previous run read but had not committed (its replies were
+not all durable yet, see ``RingLink.commit``) are read again by the new run; those a
+session's store already shows reported (engine exec id up to the last ExecID(17) in
+the store) are skipped for that session, the others are reported now.  What cannot
+come back: a session whose store was reset (a Logon with ResetSeqNumFlag) has no
+history to rebuild from.
 """
 
 from __future__ import annotations
@@ -60,9 +63,12 @@ def restore_orders(entry, open_store) -> int:
         Open orders restored (in ``entry.live``).
     """
     restored = 0
+    reported: dict[int, int] = {}
     for context in entry.contexts.values():
         store = open_store(context.comp_id)
-        orders = _replay(entry, context, store)
+        orders, last_exec = _replay(entry, context, store)
+        if last_exec:
+            reported[context.session_field] = last_exec
         for order in orders:             # in order of their last report: the oldest finished first
             context.add_order(order)
             for alias in order.aliases:  # every ClOrdID the order had (new, replaces, cancel)
@@ -73,17 +79,23 @@ def restore_orders(entry, open_store) -> int:
             else:
                 order.live = True        # finish() files it among the recent orders
                 context.finish(order)
+    entry.skip_reported(reported)
     if restored:
         log.info("restored %d open orders from the session stores", restored)
     return restored
 
 
-def _replay(entry, context: SessionContext, store) -> list[OrderState]:
+def _replay(entry, context: SessionContext, store) -> tuple[list[OrderState], int]:
+    """The session's orders, in order of their last report, and the last engine exec id reported."""
     orders: dict[int, OrderState] = {}
+    last_exec = 0
     for message in store.sent_messages(1, store.next_sender_seq_num - 1):
         if message.msg_type != b"8":
             continue
         fields = report_fields(message.body)
+        exec_digits = fields.get(17, b"").rstrip(b"BS")   # <exec id>, or <exec id>B/S for a fill
+        if exec_digits.isdigit():
+            last_exec = max(last_exec, int(exec_digits))
         exec_type = fields.get(150)
         order_id_text = fields.get(37, b"")
         if exec_type == EXEC_STATUS or not order_id_text.isdigit():
@@ -100,7 +112,7 @@ def _replay(entry, context: SessionContext, store) -> list[OrderState]:
             continue
         orders.pop(order_id, None)       # (re)inserted last: dict order = order of last reports
         orders[order_id] = order
-    return list(orders.values())
+    return list(orders.values()), last_exec
 
 
 def _new_state(entry, context: SessionContext, order_id: int, fields: dict[int, bytes]) -> OrderState | None:

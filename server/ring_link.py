@@ -7,6 +7,12 @@ doorbell FIFO the engine rings when this gateway sleeps.
 Events are delivered at least once by the engine (after a crash it republishes
 what it cannot prove it published); :meth:`poll` delivers them exactly once by
 dropping sequenced events whose exec id is not above the last one seen.
+
+:meth:`poll` copies events out of the outbound ring without freeing their slots;
+:meth:`commit` frees them once the gateway has made its replies durable.  If the
+gateway dies in between, the next gateway run reads the same events again (and
+skips those its restored session stores show as already reported, see
+``numbex.server.fix_restore``): an event taken from the engine is never lost.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class RingLink:
         self.status = status_block(instance)
         self.last_exec_id = 0
         self.duplicates_dropped = 0
+        self._held = 0                  # events read but not released (see commit)
         self._scratch = np.zeros(4096, dtype=EVENT)
 
     @classmethod
@@ -45,9 +52,13 @@ class RingLink:
         return self.inbound.offer(commands)
 
     def poll(self, out: np.ndarray) -> int:
-        count = self.outbound.poll(out)
-        if not count:
+        held = self._held
+        view = self.outbound.peek(held + len(out))    # contiguous from the ring's head
+        count = len(view) - held
+        if count <= 0:
             return 0
+        out[:count] = view[held:]
+        self._held = held + count
         events = out[:count]
         exec_ids = events["exec_id"]
         sequenced = events["seq"] != 0
@@ -62,6 +73,16 @@ class RingLink:
                 out[:kept] = events[keep]
                 count = kept
         return count
+
+    def commit(self) -> None:
+        if self._held:
+            self.outbound.peek(self._held)
+            self.outbound.release(self._held)
+            self._held = 0
+
+    @property
+    def held(self) -> int:
+        return self._held
 
     def engine_up(self) -> bool:
         return self.status.engine_up()

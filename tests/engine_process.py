@@ -104,10 +104,17 @@ def wait_up(link: RingLink, process: subprocess.Popen, timeout: float = 120.0) -
     raise AssertionError("engine did not come up")
 
 
+def take(link: RingLink, out: np.ndarray) -> int:
+    """Poll events like a gateway that handles them at once: poll, then commit (release)."""
+    count = link.poll(out)
+    link.commit()
+    return count
+
+
 def drain(link: RingLink, received: list, out: np.ndarray, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        count = link.poll(out)
+        count = take(link, out)
         if count:
             received.append(out[:count].copy())
         else:
@@ -118,7 +125,7 @@ def drain_all(link: RingLink, received: list, out: np.ndarray, timeout: float = 
     """Read events until the engine has taken every command and published every event."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        count = link.poll(out)
+        count = take(link, out)
         if count:
             received.append(out[:count].copy())
             continue
@@ -132,7 +139,7 @@ def drain_all(link: RingLink, received: list, out: np.ndarray, timeout: float = 
 
 def poll_checked(link: RingLink, received: list, out: np.ndarray) -> int:
     """Poll once; every sequenced event must be of a durable command (status block)."""
-    count = link.poll(out)
+    count = take(link, out)
     if count:
         events = out[:count]
         durable = link.status.get(st.W_DURABLE)

@@ -160,7 +160,7 @@ class GatewayHarness:
         for client in self.clients:
             client.disconnected = True
         self.clients = []
-        self.link.close()
+        self.link.rewind()
         self.epoch += 1
         self.core = FixGatewayCore(self.config, self.link, self.now,
                                    store_factory=lambda comp_id: self.stores.setdefault(comp_id, MemoryStore()),

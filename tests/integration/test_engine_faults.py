@@ -40,6 +40,7 @@ from engine_process import (  # noqa: E402
     drain,
     drain_all,
     replay_wal,
+    take,
 )
 
 from numbex.engine import records as r  # noqa: E402
@@ -92,7 +93,7 @@ class Submitter:
         return taken
 
     def poll(self) -> np.ndarray:
-        count = self.harness.link.poll(self.out)
+        count = take(self.harness.link, self.out)
         events = self.out[:count].copy()
         if count:
             self.received.append(events)

@@ -65,6 +65,7 @@ def round_trip(link: RingLink, order_id: int) -> list[int]:
     deadline = time.monotonic() + 10
     while len(kinds) < 2 and time.monotonic() < deadline:
         count = link.poll(out)
+        link.commit()
         kinds += out["kind"][:count].tolist()
         time.sleep(0.001)
     return kinds

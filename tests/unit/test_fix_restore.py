@@ -105,3 +105,63 @@ def test_reports_of_a_reset_session_are_gone():
     harness.stores["KEEP"].reset()                   # e.g. a Logon with ResetSeqNumFlag=Y
     harness.restart(cancel_stale_orders=False)
     assert harness.restored == 0 and not harness.core.entry.live
+
+
+class GatewayDied(Exception):
+    """Stands for the gateway process dying at that point."""
+
+
+def die_at(harness: GatewayHarness, obj, name: str) -> None:
+    """The next batch of the harness's gateway dies when it reaches ``obj.name``."""
+    def died(*_args, **_kwargs):
+        raise GatewayDied(name)
+
+    setattr(obj, name, died)
+
+
+def resting_sell(harness: GatewayHarness):
+    keep = harness.client("KEEP")
+    buyer = harness.client("CLIENT2")
+    keep.send(b"D", order_body("R1", side="2", qty="10", price="100.00", tif="1"))
+    harness.pump()
+    assert [row[:3] for row in resent(keep)] == [("R1", "0", "0")]
+    return keep, buyer
+
+
+def test_events_a_dead_run_read_but_did_not_store_are_reported_by_the_next():
+    harness = GatewayHarness()
+    keep, buyer = resting_sell(harness)
+    die_at(harness, harness.core, "_deliver")       # events read, replies built, nothing stored
+    buyer.send(b"D", order_body("B1", side="1", qty="4", price="100.00", tif="3"))
+    try:
+        harness.pump()
+    except GatewayDied:
+        pass
+    assert harness.link.held > 0
+    harness.restart(cancel_stale_orders=False)
+    keep = harness.client("KEEP", store=keep.store)
+    assert [row[:5] for row in resent(keep)] == [("R1", "F", "1", "4", "6")]
+    assert harness.link.held == 0
+
+
+def test_events_stored_but_not_released_are_not_reported_twice():
+    harness = GatewayHarness()
+    keep, buyer = resting_sell(harness)
+    die_at(harness, harness.link, "commit")          # replies durable, events not yet released
+    buyer.send(b"D", order_body("B1", side="1", qty="4", price="100.00", tif="3"))
+    try:
+        harness.pump()
+    except GatewayDied:
+        pass
+    assert resent(keep) == []                        # stored, but the run died before writing it
+    del harness.link.commit                          # the next run's link works
+    assert harness.link.held > 0
+    harness.restart(cancel_stale_orders=False)
+    (order,) = harness.core.entry.live.values()
+    assert (order.cum, order.leaves, order.notional) == (4, 6, 4 * 10000)
+    buyer = harness.client("CLIENT2", store=buyer.store)
+    buyer.send(b"D", order_body("B2", side="1", qty="6", price="100.00", tif="3"))
+    harness.pump()
+    keep = harness.client("KEEP", store=keep.store)
+    # the first fill once (resent from the store), then the second; CumQty and AvgPx count each once
+    assert resent(keep) == [("R1", "F", "1", "4", "6", "100.00"), ("R1", "F", "2", "10", "0", "100.00")]
