@@ -52,7 +52,7 @@ class ExecutionHandlers:
         pending = self._pending
         reported = self.reported             # None except just after a restart (skip_reported)
         for (_seq, ts_ns, exec_id, order_id, other_id, client_ref, price, qty, leaves, cum, other_leaves,
-             other_cum, _aux, _account, _other_account, session, _symbol, kind, _side, reason, _ord_type,
+             other_cum, _aux, _account, _other_account, session, symbol, kind, side, reason, _ord_type,
              _tif, _flags, other_session) in EVENT_STRUCT.iter_unpack(data):
             self.events_seen += 1
             if reported is not None:
@@ -70,10 +70,14 @@ class ExecutionHandlers:
                     order = live.get(order_id)
                     if order is not None:
                         self._fill(order, exec_id, ts_ns, price, qty, leaves, cum)
+                    elif leaves > 0:
+                        self.cancel_orphan(order_id, session, symbol, side)
                 if other_session >> GATEWAY_SHIFT == gateway:
                     order = live.get(other_id)
                     if order is not None:
                         self._fill(order, exec_id, ts_ns, price, qty, other_leaves, other_cum)
+                    elif other_leaves > 0:
+                        self.cancel_orphan(other_id, other_session, symbol, side ^ 1)
                 continue
             request = pending.pop(client_ref, None) if client_ref else None
             if kind == r.EV_ACCEPTED:
@@ -81,6 +85,8 @@ class ExecutionHandlers:
                 if order is not None:
                     order.accepted = True
                     self._report(order, b"%d" % exec_id, reports.EXEC_NEW, ts_ns)
+                elif session >> GATEWAY_SHIFT == gateway and request is None:
+                    self.cancel_orphan(order_id, session, symbol, side)
             elif kind == r.EV_CANCELLED:
                 order = live.get(order_id)
                 if order is not None:
@@ -93,7 +99,7 @@ class ExecutionHandlers:
                 if request is not None:
                     self._rejected(request, exec_id, ts_ns, reason)
             elif kind == r.EV_CANCEL_REJECTED or kind == r.EV_REPLACE_REJECTED:
-                if request is not None:
+                if request is not None and not request.internal:
                     self._cancel_rejected(request, ts_ns, reason)
             elif kind == r.EV_MASS_CANCEL_DONE:
                 if request is not None and not request.internal:

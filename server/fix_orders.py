@@ -94,7 +94,10 @@ class OrderEntry(AmendmentHandlers, ExecutionHandlers):
             self.contexts[session.comp_id] = SessionContext(
                 session.comp_id, index, session_field(gateway_index, index), accounts[session.account],
                 session.account, session.cancel_on_disconnect, throttle, recent_orders)
+        self.context_by_field = {context.session_field: context for context in self.contexts.values()}
         self.live: dict[int, OrderState] = {}
+        self._orphans: set[int] = set()         # unknown orders already being cancelled
+        self.orphans_cancelled = 0
         self.dirty: list[SessionContext] = []
         self._pending: dict[int, Request] = {}
         self._cancel_retries: dict[SessionContext, None] = {}     # insertion-ordered set
@@ -273,6 +276,19 @@ class OrderEntry(AmendmentHandlers, ExecutionHandlers):
         self._queue(Request(REQUEST_NEW, context, order, cl_ord_id), r.OP_NEW, order_id, price, lots, stop_price,
                     0, context.account, context.session_field, symbol, side, ord_type, tif,
                     r.CMD_FLAG_POST_ONLY if post_only else 0)
+
+    def cancel_orphan(self, order_id: int, session: int, symbol: int, side: int) -> None:
+        """Cancel an order of this gateway's sessions that the gateway does not know (taken in by
+        a run that died before reporting it): nobody could cancel it, and its fills would go
+        unreported.  No reply is made; called for events of unknown resting orders."""
+        context = self.context_by_field.get(session)
+        if context is None or order_id in self._orphans:
+            return
+        self._orphans.add(order_id)
+        self.orphans_cancelled += 1
+        request = Request(REQUEST_CANCEL, context, None, b"")
+        request.internal = True
+        self._queue(request, r.OP_CANCEL, order_id, 0, 0, 0, 0, context.account, session, symbol, side, 0, 0, 0)
 
     def _queue_session_cancel(self, context: SessionContext) -> None:
         request = Request(REQUEST_MASS_CANCEL, context, None, b"")

@@ -165,3 +165,25 @@ def test_events_stored_but_not_released_are_not_reported_twice():
     keep = harness.client("KEEP", store=keep.store)
     # the first fill once (resent from the store), then the second; CumQty and AvgPx count each once
     assert resent(keep) == [("R1", "F", "1", "4", "6", "100.00"), ("R1", "F", "2", "10", "0", "100.00")]
+
+
+def test_an_order_a_dead_run_took_in_but_never_reported_is_cancelled():
+    harness = GatewayHarness()
+    keep = harness.client("KEEP")                    # no cancel-on-disconnect: nothing else cancels it
+    buyer = harness.client("CLIENT2")
+    die_at(harness, harness.core, "_deliver")
+    keep.send(b"D", order_body("K1", side="2", qty="10", price="100.00", tif="1"))
+    try:
+        harness.pump()
+    except GatewayDied:
+        pass
+    assert harness.link.engine.resting_count == 1
+    harness.restart(cancel_stale_orders=False)
+    assert harness.core.entry.orphans_cancelled == 1
+    assert harness.link.engine.resting_count == 0   # nobody could have cancelled it, nobody told of fills
+    buyer = harness.client("CLIENT2", store=buyer.store)
+    buyer.send(b"D", order_body("B1", side="1", qty="10", price="100.00", tif="3"))
+    harness.pump()
+    assert [fields(m, 11, 150) for m in buyer.take()] == [("B1", "0"), ("B1", "4")]
+    keep = harness.client("KEEP", store=keep.store)
+    assert keep.take() == [] and keep.rejects() == []
