@@ -84,7 +84,10 @@ def test_cancel_on_disconnect_over_tcp(tmp_path, mode):
             leaving.send(b"D", order_body("S1", side="2", qty="10", price="100.00", tif="1"))
             leaving.expect(1)
             leaving.close()                                   # no Logout: the connection just drops
-            time.sleep(0.3)
+            deadline = time.monotonic() + 30                  # until the gateway has cancelled S1
+            while gateway.core.entry.live:
+                assert time.monotonic() < deadline, "cancel-on-disconnect did not happen"
+                time.sleep(0.01)
             staying.send(b"D", order_body("B1", side="1", qty="10", price="100.00", tif="3"))
             assert [fields(m, 150) for m in staying.expect(2)] == [("0",), ("4",)]
         finally:

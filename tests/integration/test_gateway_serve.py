@@ -101,6 +101,7 @@ def serving(tmp_path: Path, label: str):
     port = free_port()
     instance = f"{label}{os.getpid()}"
     process = start_serve(serve_config(tmp_path, port, instance))
+    process.instance = instance
     clients: list[SocketClient] = []
     failed = False
     try:
@@ -120,6 +121,18 @@ def serving(tmp_path: Path, label: str):
             print(output[-6000:])                          # pytest shows it with the failure
     assert process.returncode == 0, output[-3000:]
     process.output = output
+
+
+def engine_last_seq(instance: str) -> int:
+    """Seq of the last command the engine journaled (its status block)."""
+    from numbex.engine.channels import status_block
+    from numbex.engine.status import W_LAST
+
+    status = status_block(instance)
+    try:
+        return status.get(W_LAST)
+    finally:
+        status.close()
 
 
 def role_pid(supervisor: subprocess.Popen, role: str, missing_ok: bool = False) -> int | None:
@@ -171,7 +184,7 @@ def test_a_killed_gateway_comes_back_and_reports_the_stale_cancels(tmp_path):
 
 
 def test_trading_through_numbex_serve(tmp_path):
-    with serving(tmp_path, "gwserve") as (_port, _process, clients):
+    with serving(tmp_path, "gwserve") as (_port, process, clients):
         seller, buyer = clients
         seller.send(b"D", order_body("S1", side="2", qty="100", price="100.05", tif="1"))
         (ack,) = seller.expect(1, timeout=30)
@@ -186,8 +199,12 @@ def test_trading_through_numbex_serve(tmp_path):
         seller.send(b"D", order_body("S2", side="2", qty="10", price="100.30", tif="1"))
         seller.send(b"F", cancel_body("C2", "S2", side="2"))
         assert [fields(m, 11, 150) for m in seller.expect(2, timeout=30)] == [("S2", "0"), ("C2", "4")]
+        journaled = engine_last_seq(process.instance)
         seller.close()                                     # drops: its open order S1b is cancelled
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30                   # the gateway's mass cancel is journaled
+        while engine_last_seq(process.instance) == journaled:
+            assert time.monotonic() < deadline, "no cancel-on-disconnect reached the engine"
+            time.sleep(0.01)
         buyer.send(b"D", order_body("B2", side="1", qty="20", price="100.20", tif="3"))
         assert [fields(m, 11, 150) for m in buyer.expect(2, timeout=30)] == [("B2", "0"), ("B2", "4")]
         buyer.logout()
