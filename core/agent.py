@@ -223,6 +223,15 @@ def make_idle_strategy(name: str, wake: WakeSource | None = None, **options) -> 
     raise ValueError(f"unknown idle strategy {name!r}; expected one of {', '.join(IDLE_STRATEGY_NAMES)}")
 
 
+def role_idle_strategy(role_config, wake: WakeSource | None = None, **options) -> IdleStrategy:
+    """The idle strategy a role's config section names (``idle``, and for ``backoff`` its
+    ``idle_spin_us`` and ``idle_yield_us`` budgets); ``options`` as for :func:`make_idle_strategy`."""
+    if role_config.idle == "backoff":
+        options.setdefault("spin_ns", role_config.idle_spin_us * 1000)
+        options.setdefault("yield_ns", role_config.idle_yield_us * 1000)
+    return make_idle_strategy(role_config.idle, wake, **options)
+
+
 class StopFlag:
     """A stop request settable from a signal handler (a plain attribute store, no lock)."""
 

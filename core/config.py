@@ -36,6 +36,8 @@ class ExchangeConfig:
 @dataclass(frozen=True)
 class EngineConfig:
     idle: str = "backoff"
+    idle_spin_us: int = 50  # backoff: spin this long after the last work, then
+    idle_yield_us: int = 1000  # sched_yield this long, then park
     cpus: tuple[int, ...] = ()
     numa_node: int = -1
     durability: str = "sync"
@@ -70,6 +72,8 @@ class OuchListenerConfig:
 @dataclass(frozen=True)
 class GatewayConfig:
     idle: str = "backoff"
+    idle_spin_us: int = 50
+    idle_yield_us: int = 1000
     cpus: tuple[int, ...] = ()
     mode: str = "poll"
     ring_slots: int = 1 << 16
@@ -244,6 +248,11 @@ def validate(config: Config) -> Config:
         "gateway.fix.throttle_logout_excess": config.gateway.fix.throttle_logout_excess,
         "gateway.fix.throttle_logout_ms": config.gateway.fix.throttle_logout_ms,
     }
+    for role in ("engine", "gateway"):
+        for key in ("idle_spin_us", "idle_yield_us"):
+            value = getattr(getattr(config, role), key)
+            if value < 0:
+                raise ConfigError(f"{role}.{key}: must be >= 0, got {value}")
     if config.gateway.fix.shutdown_logout_ms < 0:
         raise ConfigError(f"gateway.fix.shutdown_logout_ms: must be >= 0, got {config.gateway.fix.shutdown_logout_ms}")
     for where, value in positive.items():

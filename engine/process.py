@@ -465,7 +465,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from numbex.agent import AgentRunner, StopFlag, make_idle_strategy, stop_on_signals
+    from numbex.agent import AgentRunner, StopFlag, role_idle_strategy, stop_on_signals
     from numbex.engine.wal_segments import WalCorruptionError
     from numbex.machine import place_process
     from numbex.roles import begin_role
@@ -489,7 +489,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as error:
             print(f"numbex engine: cannot start: {error}", file=sys.stderr)
             return 1
-        idle = make_idle_strategy(config.engine.idle, wake=agent.wake_source())
+        idle = role_idle_strategy(config.engine, wake=agent.wake_source())
         runner = AgentRunner([_Started(agent)], idle, stop)
         runner.run(max_seconds=args.max_seconds)
     return 0

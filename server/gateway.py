@@ -186,6 +186,9 @@ def build_gateway(config, link, *, data_dir: str | Path | None = None, listener:
             options = {}
             if idle_name == "block":
                 options["park_ns"] = 50_000_000
+            elif idle_name == "backoff":
+                options["spin_ns"] = config.gateway.idle_spin_us * 1000
+                options["yield_ns"] = config.gateway.idle_yield_us * 1000
             idle_strategy = make_idle_strategy(idle_name, loop, **options)
     except BaseException:
         if own_listener:

@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("poll", "uvloop"), default="poll", help="gateway.mode")
     parser.add_argument("--idle", choices=("busy-spin", "backoff", "block"), default="backoff",
                         help="gateway.idle and engine.idle")
+    parser.add_argument("--idle-yield-us", type=int, default=1000,
+                        help="backoff: gateway.idle_yield_us and engine.idle_yield_us")
     parser.add_argument("--durability", choices=("sync", "async"), default="sync", help="engine.durability")
     parser.add_argument("--store-sync", choices=("batch", "always", "none"), default="batch",
                         help="gateway.fix.store_sync (FIX session stores; batch: durable before sending)")
@@ -70,11 +72,13 @@ data_dir = "{data_dir}"
 instance = "{instance}"
 [engine]
 idle = "{args.idle}"
+idle_yield_us = {args.idle_yield_us}
 durability = "{args.durability}"
 max_orders = 65536
 max_stops = 1024
 [gateway]
 idle = "{args.idle}"
+idle_yield_us = {args.idle_yield_us}
 mode = "{args.mode}"
 [gateway.fix]
 host = "127.0.0.1"
@@ -175,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
         command += ["serve", "--config", str(config_path), "--roles", "engine,gateway"]
     log_path = workdir / "server.log"
     result: dict = {"server": "numbex gateway --local" if args.local else "numbex serve (engine + gateway)",
-                    "gateway_mode": args.mode, "idle": args.idle, "store_sync": args.store_sync,
+                    "gateway_mode": args.mode, "idle": args.idle, "idle_yield_us": args.idle_yield_us,
+                    "store_sync": args.store_sync,
                     "durability": "none (in-process engine)" if args.local else args.durability}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

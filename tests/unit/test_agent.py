@@ -86,6 +86,18 @@ def test_strategies_are_chosen_by_config_name():
     assert tuple(IDLE_STRATEGIES) == agents.IDLE_STRATEGY_NAMES
 
 
+def test_a_roles_config_sets_the_backoff_budgets():
+    from numbex.config import loads
+
+    config = loads('[engine]\nidle_spin_us = 7\nidle_yield_us = 900\n[gateway]\nidle = "block"\n'
+                   '[[instruments]]\nsymbol = "X"\n[[accounts]]\nname = "A"\n')
+    wake = FakeWake()
+    backoff = agents.role_idle_strategy(config.engine, wake)
+    assert isinstance(backoff, BackoffIdle) and backoff.wake is wake
+    assert (backoff.spin_ns, backoff.yield_ns) == (7_000, 900_000)
+    assert isinstance(agents.role_idle_strategy(config.gateway, wake), BlockIdle)
+
+
 def test_bad_budgets_are_rejected():
     with pytest.raises(ValueError, match="spin_ns"):
         BackoffIdle(spin_ns=-1)
