@@ -226,7 +226,8 @@ def run(args) -> int:
         link = RingLink.attach(config, gateway_index=0)
     stop = StopFlag()
     try:
-        runner = build_gateway(config, link, mode=args.mode, stop=stop)
+        # an in-process engine starts empty: there is nothing of an earlier run to restore
+        runner = build_gateway(config, link, mode=args.mode, stop=stop, restore_orders=not args.local)
     except (OSError, RuntimeError) as error:
         link.close()
         print(f"numbex gateway: {error}", file=sys.stderr)
