@@ -34,6 +34,7 @@ log = logging.getLogger("numbex.gateway")
 
 OPEN_STATUSES = (STATUS_NEW, STATUS_PARTIAL)
 EXEC_TRADE = b"F"
+EXEC_REJECTED = b"8"
 EXEC_STATUS = b"I"
 
 
@@ -101,6 +102,9 @@ def _replay(entry, context: SessionContext, store) -> tuple[list[OrderState], in
         if exec_type == EXEC_STATUS or not order_id_text.isdigit():
             continue
         order_id = int(order_id_text)
+        if exec_type == EXEC_REJECTED and fields.get(17, b"").startswith(b"G"):
+            orders.pop(order_id, None)   # refused by the gateway, never reached the engine: its
+            continue                     # ClOrdID is free again, as in the run that refused it
         try:
             order = orders.get(order_id) or _new_state(entry, context, order_id, fields)
             if order is None:

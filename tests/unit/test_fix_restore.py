@@ -187,3 +187,18 @@ def test_an_order_a_dead_run_took_in_but_never_reported_is_cancelled():
     assert [fields(m, 11, 150) for m in buyer.take()] == [("B1", "0"), ("B1", "4")]
     keep = harness.client("KEEP", store=keep.store)
     assert keep.take() == [] and keep.rejects() == []
+
+
+def test_an_order_the_gateway_refused_leaves_its_cl_ord_id_free_after_a_restart():
+    harness = GatewayHarness()
+    client = harness.client("KEEP")
+    harness.link.up = False                          # engine down: the gateway refuses at once
+    client.send(b"D", order_body("K1", side="1", qty="5", price="99.00", tif="1"))
+    harness.pump()
+    assert [fields(m, 11, 150, 58) for m in client.take()] == [("K1", "8", "engine down")]
+    harness.link.up = True
+    harness.restart(cancel_stale_orders=False)
+    client = harness.client("KEEP", store=client.store)
+    client.send(b"D", order_body("K1", side="1", qty="5", price="99.00", tif="1"))
+    harness.pump()
+    assert [fields(m, 11, 150) for m in client.take()] == [("K1", "0")]
