@@ -134,6 +134,7 @@ class EngineAgent:
         self.wal.warm_up()
         Ring.warm_up(r.COMMAND)
         Ring.warm_up(r.EVENT)
+        self._copy_state()  # the snapshot buffers' pages, touched now rather than mid-trading
 
     def _recover(self, republish: bool) -> None:
         from numbex.engine.recovery import recover_engine
@@ -416,12 +417,7 @@ class EngineAgent:
         if seq <= 0 or not self.durable_ok:
             return
         started = time.perf_counter()
-        buffers = self._snapshot_buffers
-        if buffers is None:
-            buffers = self._snapshot_buffers = {name: np.empty_like(array)
-                                                for name, array in self.engine.state.items()}
-        for name, array in self.engine.state.items():
-            np.copyto(buffers[name], array)
+        buffers = self._copy_state()
         copied = time.perf_counter() - started
         meta = {"instruments": [i.symbol for i in self.config.instruments],
                 "max_orders": self.spec.max_orders, "max_stops": self.spec.max_stops}
@@ -431,6 +427,16 @@ class EngineAgent:
         writer.start()
         if wait:
             writer.join()
+
+    def _copy_state(self) -> dict[str, np.ndarray]:
+        """The engine state copied into the snapshot buffers (allocated on first use)."""
+        buffers = self._snapshot_buffers
+        if buffers is None:
+            buffers = self._snapshot_buffers = {name: np.empty_like(array)
+                                                for name, array in self.engine.state.items()}
+        for name, array in self.engine.state.items():
+            np.copyto(buffers[name], array)
+        return buffers
 
     def _write_snapshot(self, seq: int, arrays: dict, meta: dict, started: float, copied: float) -> None:
         """The snapshot writer thread (see :meth:`snapshot`)."""
