@@ -34,7 +34,6 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -43,6 +42,7 @@ import numpy as np
 from numbex.engine import records as r
 from numbex.engine import ring_kernels as k
 from numbex.engine import status as st
+from numbex.engine.snapshotter import Snapshotter
 
 log = logging.getLogger("numbex.engine")
 
@@ -105,8 +105,8 @@ class EngineAgent:
         self.records_since_snapshot = 0
         self.last_snapshot_ns = time.monotonic_ns()
         self.snapshot_requested = False
-        self._snapshot_writer: threading.Thread | None = None
-        self._snapshot_buffers: dict[str, np.ndarray] | None = None
+        self.snapshotter = Snapshotter(self.snapshot_dir, self.wal_dir, config.engine.keep_snapshots,
+                                       self.status)
         self.journaled_next = [0] * len(GATEWAYS)
         self.routed_seq = 0  # events of commands <= this seq were handed to _route
 
@@ -134,12 +134,12 @@ class EngineAgent:
         self.wal.warm_up()
         Ring.warm_up(r.COMMAND)
         Ring.warm_up(r.EVENT)
-        self._copy_state()  # the snapshot buffers' pages, touched now rather than mid-trading
+        self.snapshotter.prepare(self.engine.state)  # buffers touched now rather than mid-trading
 
     def _recover(self, republish: bool) -> None:
         from numbex.engine.recovery import recover_engine
 
-        self._join_snapshot_writer()  # no snapshot or pruning while the WAL is reopened
+        self.snapshotter.join()  # no snapshot or pruning while the WAL is reopened
         attached = not self.status.created
         published = self.status.get(st.W_PUBLISHED) if attached else 0
         journaled = [self.status.get(st.W_JOURNALED + i) if attached else 0
@@ -397,74 +397,23 @@ class EngineAgent:
 
     # ------------------------------------------------------------------ snapshots
     def snapshot(self, wait: bool = False) -> None:
-        """Snapshot the state at the last sequenced command.
+        """Snapshot the state at the last sequenced command (:mod:`numbex.engine.snapshotter`).
 
-        The loop only copies the state arrays into buffers kept for this (about 50 ms at
-        1M orders, where writing the file and fsyncing it takes ten times that); a
-        background thread writes, fsyncs and renames the file and prunes old snapshots
-        and WAL segments.  One snapshot at a time: while one is being written a new
-        trigger waits (it fires again on the next loop).  ``wait`` joins the writer.
+        The loop only copies the state; a thread writes the file.  While one snapshot is
+        being written a new trigger waits (it fires again on the next loop); ``wait``
+        waits for the writer instead, and for this snapshot too.
         """
-        writer = self._snapshot_writer
-        if writer is not None and writer.is_alive():
-            if not wait:
-                return
-            writer.join()
+        if self.snapshotter.busy and not wait:
+            return
         self.snapshot_requested = False
         seq = self.next_seq - 1
         self.records_since_snapshot = 0
         self.last_snapshot_ns = time.monotonic_ns()
         if seq <= 0 or not self.durable_ok:
             return
-        started = time.perf_counter()
-        buffers = self._copy_state()
-        copied = time.perf_counter() - started
         meta = {"instruments": [i.symbol for i in self.config.instruments],
                 "max_orders": self.spec.max_orders, "max_stops": self.spec.max_stops}
-        writer = threading.Thread(target=self._write_snapshot, args=(seq, buffers, meta, started, copied),
-                                  name="numbex-snapshot", daemon=True)
-        self._snapshot_writer = writer
-        writer.start()
-        if wait:
-            writer.join()
-
-    def _copy_state(self) -> dict[str, np.ndarray]:
-        """The engine state copied into the snapshot buffers (allocated on first use)."""
-        buffers = self._snapshot_buffers
-        if buffers is None:
-            buffers = self._snapshot_buffers = {name: np.empty_like(array)
-                                                for name, array in self.engine.state.items()}
-        for name, array in self.engine.state.items():
-            np.copyto(buffers[name], array)
-        return buffers
-
-    def _write_snapshot(self, seq: int, arrays: dict, meta: dict, started: float, copied: float) -> None:
-        """The snapshot writer thread (see :meth:`snapshot`)."""
-        from numbex.engine.snapshot import list_snapshots, prune_snapshots, snapshot_name
-        from numbex.engine.snapshot import write_snapshot
-        from numbex.engine.wal import prune_segments
-
-        try:
-            path = write_snapshot(self.snapshot_dir, seq, arrays, meta)
-            prune_snapshots(self.snapshot_dir, self.config.engine.keep_snapshots)
-            kept = list_snapshots(self.snapshot_dir)
-            if kept:
-                prune_segments(self.wal_dir, kept[0][0])  # the oldest kept snapshot needs its tail
-        except OSError as error:  # the WAL still holds everything: recovery just replays more
-            log.error("snapshot at seq %d failed: %s", seq, error)
-            try:
-                (self.snapshot_dir / (snapshot_name(seq) + ".tmp")).unlink(missing_ok=True)
-            except OSError:
-                pass
-            return
-        self.status.set(st.W_SNAPSHOT, seq)
-        log.info("snapshot %s (seq %d) in %.3f s (the loop paused %.3f s to copy the state)",
-                 path.name, seq, time.perf_counter() - started, copied)
-
-    def _join_snapshot_writer(self) -> None:
-        writer = self._snapshot_writer
-        if writer is not None:
-            writer.join()
+        self.snapshotter.take(seq, self.engine.state, meta, wait=wait)
 
     # ------------------------------------------------------------------ shutdown
     def drain(self, max_seconds: float = 5.0) -> None:
@@ -488,7 +437,7 @@ class EngineAgent:
             self.drain()
             if self.durable_ok:
                 self.snapshot(wait=True)
-            self._join_snapshot_writer()
+            self.snapshotter.join()
         finally:
             if self.wal is not None:
                 self.wal.close()

@@ -65,7 +65,7 @@ def test_the_loop_goes_on_while_a_snapshot_is_written(tmp_path, monkeypatch):
         run_until(agent, link, 300, out)
         assert agent.status.get(st.W_SNAPSHOT) == 0
         release.set()
-        agent._join_snapshot_writer()
+        agent.snapshotter.join()
         assert agent.status.get(st.W_SNAPSHOT) == 200
         snapshot = load_latest(tmp_path / "var" / "snapshots")
         assert snapshot.seq == 200
