@@ -120,6 +120,7 @@ class OrderEntry(AmendmentHandlers, ExecutionHandlers):
         self.reported: dict[int, int] | None = None     # see skip_reported
         self.reported_max = 0
         self.events_seen = 0
+        self.event_errors = 0                   # engine events whose handling failed (logged, skipped)
         self.messages_handled = 0
         self.commands_submitted = 0
         self.commands_refused = 0

@@ -202,3 +202,29 @@ def test_an_order_the_gateway_refused_leaves_its_cl_ord_id_free_after_a_restart(
     client.send(b"D", order_body("K1", side="1", qty="5", price="99.00", tif="1"))
     harness.pump()
     assert [fields(m, 11, 150) for m in client.take()] == [("K1", "0")]
+
+
+def test_an_event_that_fails_is_logged_and_skipped_and_the_others_go_on(monkeypatch, caplog):
+    harness = GatewayHarness()
+    keep, buyer = resting_sell(harness)
+    entry = harness.core.entry
+    real_fill = entry._fill
+    failures = []
+
+    def fill_once_broken(order, *args):
+        if order.cl_ord_id == b"R1" and not failures:
+            failures.append(order)
+            raise RuntimeError("broken report")
+        return real_fill(order, *args)
+
+    monkeypatch.setattr(entry, "_fill", fill_once_broken)
+    buyer.send(b"D", order_body("B1", side="1", qty="4", price="100.00", tif="3"))
+    harness.pump()
+    # the seller's side failed: logged, counted, skipped; the buyer's side of the same trade and
+    # everything after it are reported, and the batch's events were released
+    assert entry.event_errors == 1 and "engine event" in caplog.text
+    assert [fields(m, 11, 150, 39) for m in buyer.take()] == [("B1", "0", "0"), ("B1", "F", "2")]
+    assert harness.link.held == 0
+    keep.send(b"F", cancel_body("C1", "R1", side="2"))
+    harness.pump()
+    assert [fields(m, 11, 150, 39) for m in keep.take()] == [("C1", "4", "4")]
