@@ -46,3 +46,13 @@ def make_directory(directory: str | os.PathLike[str]) -> Path:
     for created in reversed(missing):
         fsync_directory(created.parent)
     return path
+
+
+def unused_name(path: Path) -> Path:
+    """``path`` itself if free, else ``path.1``, ``path.2``... (side files never overwrite)."""
+    candidate = path
+    number = 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from numbex.engine.fileio import fsync_directory
+from numbex.engine.fileio import fsync_directory, unused_name
 from numbex.engine.snapshot import Snapshot, list_snapshots, load_latest
 from numbex.engine.wal import WalCorruptionError, WalReader, WalWriter, list_segments
 
@@ -198,7 +198,7 @@ def _fall_back_from(snapshot: Snapshot, writer: WalWriter, snapshot_dir: Path,
     moved = []
     for seq, path in list_snapshots(snapshot_dir):
         if seq > wal_end:
-            target = _unused_name(path.with_name(path.name + SET_ASIDE_SUFFIX))
+            target = unused_name(path.with_name(path.name + SET_ASIDE_SUFFIX))
             os.rename(path, target)
             moved.append(target)
     if moved:
@@ -207,12 +207,3 @@ def _fall_back_from(snapshot: Snapshot, writer: WalWriter, snapshot_dir: Path,
                 "from %s", wal_end, ", ".join(path.name for path in moved),
                 older.path.name if older is not None else "the start of the WAL")
     return older, tuple(moved)
-
-
-def _unused_name(path: Path) -> Path:
-    candidate = path
-    number = 0
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.name}.{number}")
-    return candidate

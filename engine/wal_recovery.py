@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from numbex.engine.fileio import fsync_directory, make_directory
+from numbex.engine.fileio import fsync_directory, make_directory, unused_name
 from numbex.engine.wal_kernels import CrcKernels, select_crc_kernels
 from numbex.engine.wal_segments import (
     SegmentScan,
@@ -119,7 +119,7 @@ def open_wal(directory: str | os.PathLike[str], allow_corruption: bool = False,
     truncations = [_apply_truncation(cut) for cut in plan.truncations]
     dropped = []
     for segment in plan.dropped:
-        target = _unused_name(segment.with_name(segment.name + ".dropped"))
+        target = unused_name(segment.with_name(segment.name + ".dropped"))
         os.rename(segment, target)
         dropped.append(target)
     if plan.kept:
@@ -192,7 +192,7 @@ def _plan(directory: Path, allow_corruption: bool, kernels: CrcKernels) -> _Plan
 def _apply_truncation(cut: Truncation) -> Truncation:
     saved_to = None
     if not cut.torn_tail:
-        saved_to = _unused_name(cut.path.with_name(f"{cut.path.name}.dropped-at-{cut.offset}"))
+        saved_to = unused_name(cut.path.with_name(f"{cut.path.name}.dropped-at-{cut.offset}"))
         with open(cut.path, "rb") as source, open(saved_to, "xb") as target:
             source.seek(cut.offset)
             while chunk := source.read(1 << 20):
@@ -206,13 +206,3 @@ def _apply_truncation(cut: Truncation) -> Truncation:
     finally:
         os.close(descriptor)
     return Truncation(cut.path, cut.offset, cut.dropped_bytes, cut.seq, cut.reason, cut.torn_tail, saved_to)
-
-
-def _unused_name(path: Path) -> Path:
-    """``path`` itself if free, else ``path.1``, ``path.2``... (side files never overwrite)."""
-    candidate = path
-    number = 0
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.name}.{number}")
-    return candidate

@@ -50,74 +50,72 @@ class ExecutionHandlers:
     """Mixin of :class:`OrderEntry` turning EVENT records into replies in session outboxes."""
 
     def _on_events(self, data) -> None:
-        for event in EVENT_STRUCT.iter_unpack(data):
-            self.events_seen += 1
-            try:
-                self._on_event(*event)
-            except Exception:  # noqa: BLE001 - one event must not stop the gateway (nor, held and
-                self.event_errors += 1       # read again after a restart, stop every next run)
-                log.exception("engine event %r not handled", event)
-
-    def _on_event(self, _seq, ts_ns, exec_id, order_id, other_id, client_ref, price, qty, leaves, cum,
-                  other_leaves, other_cum, _aux, _account, _other_account, session, symbol, kind, side,
-                  reason, _ord_type, _tif, _flags, other_session) -> None:
         gateway = self.gateway_index
         live = self.live
-        reported = self.reported             # None except just after a restart (skip_reported)
-        if reported is not None:
-            if exec_id > self.reported_max:
-                self.reported = None
-            elif kind == r.EV_TRADE:
-                if exec_id <= reported.get(session, 0):
-                    session = -1             # this side's fill is in its store already
-                if exec_id <= reported.get(other_session, 0):
-                    other_session = -1
-            elif exec_id <= reported.get(session, 0):
-                return
-        if kind == r.EV_TRADE:
-            if session >> GATEWAY_SHIFT == gateway:
-                order = live.get(order_id)
-                if order is not None:
-                    self._fill(order, exec_id, ts_ns, price, qty, leaves, cum)
-                elif leaves > 0:
-                    self.cancel_orphan(order_id, session, symbol, side)
-            if other_session >> GATEWAY_SHIFT == gateway:
-                order = live.get(other_id)
-                if order is not None:
-                    self._fill(order, exec_id, ts_ns, price, qty, other_leaves, other_cum)
-                elif other_leaves > 0:
-                    self.cancel_orphan(other_id, other_session, symbol, side ^ 1)
-            return
         pending = self._pending
-        request = pending.pop(client_ref, None) if client_ref else None
-        if kind == r.EV_ACCEPTED:
-            order = live.get(order_id)
-            if order is not None:
-                order.accepted = True
-                self._report(order, b"%d" % exec_id, reports.EXEC_NEW, ts_ns)
-            elif session >> GATEWAY_SHIFT == gateway and request is None:
-                self.cancel_orphan(order_id, session, symbol, side)
-        elif kind == r.EV_CANCELLED:
-            order = live.get(order_id)
-            if order is not None:
-                self._cancelled(order, request, exec_id, ts_ns, reason, cum)
-        elif kind == r.EV_REPLACED:
-            order = live.get(order_id)
-            if order is not None:
-                self._replaced(order, request, exec_id, ts_ns, price, qty, leaves, cum)
-        elif kind == r.EV_REJECTED:
-            if request is not None:
-                self._rejected(request, exec_id, ts_ns, reason)
-        elif kind == r.EV_CANCEL_REJECTED or kind == r.EV_REPLACE_REJECTED:
-            if request is not None and not request.internal:
-                self._cancel_rejected(request, ts_ns, reason)
-        elif kind == r.EV_MASS_CANCEL_DONE:
-            if request is not None and not request.internal:
-                self._reply(request.context, b"r", reports.mass_cancel_report(
-                    request.cl_ord_id, b"%d" % exec_id, request.mass_type, request.mass_type, qty,
-                    self._transact_time(ts_ns), symbol=request.symbol_text, side=request.side_text))
-        elif request is not None and client_ref:
-            pending[client_ref] = request          # not an answer (BOOK_ADD ...): keep waiting
+        for event in EVENT_STRUCT.iter_unpack(data):
+            (_seq, ts_ns, exec_id, order_id, other_id, client_ref, price, qty, leaves, cum, other_leaves,
+             other_cum, _aux, _account, _other_account, session, symbol, kind, side, reason, _ord_type,
+             _tif, _flags, other_session) = event
+            self.events_seen += 1
+            try:
+                reported = self.reported     # None except just after a restart (skip_reported)
+                if reported is not None:
+                    if exec_id > self.reported_max:
+                        self.reported = None
+                    elif kind == r.EV_TRADE:
+                        if exec_id <= reported.get(session, 0):
+                            session = -1     # this side's fill is in its store already
+                        if exec_id <= reported.get(other_session, 0):
+                            other_session = -1
+                    elif exec_id <= reported.get(session, 0):
+                        continue
+                if kind == r.EV_TRADE:
+                    if session >> GATEWAY_SHIFT == gateway:
+                        order = live.get(order_id)
+                        if order is not None:
+                            self._fill(order, exec_id, ts_ns, price, qty, leaves, cum)
+                        elif leaves > 0:
+                            self.cancel_orphan(order_id, session, symbol, side)
+                    if other_session >> GATEWAY_SHIFT == gateway:
+                        order = live.get(other_id)
+                        if order is not None:
+                            self._fill(order, exec_id, ts_ns, price, qty, other_leaves, other_cum)
+                        elif other_leaves > 0:
+                            self.cancel_orphan(other_id, other_session, symbol, side ^ 1)
+                    continue
+                request = pending.pop(client_ref, None) if client_ref else None
+                if kind == r.EV_ACCEPTED:
+                    order = live.get(order_id)
+                    if order is not None:
+                        order.accepted = True
+                        self._report(order, b"%d" % exec_id, reports.EXEC_NEW, ts_ns)
+                    elif session >> GATEWAY_SHIFT == gateway and request is None:
+                        self.cancel_orphan(order_id, session, symbol, side)
+                elif kind == r.EV_CANCELLED:
+                    order = live.get(order_id)
+                    if order is not None:
+                        self._cancelled(order, request, exec_id, ts_ns, reason, cum)
+                elif kind == r.EV_REPLACED:
+                    order = live.get(order_id)
+                    if order is not None:
+                        self._replaced(order, request, exec_id, ts_ns, price, qty, leaves, cum)
+                elif kind == r.EV_REJECTED:
+                    if request is not None:
+                        self._rejected(request, exec_id, ts_ns, reason)
+                elif kind == r.EV_CANCEL_REJECTED or kind == r.EV_REPLACE_REJECTED:
+                    if request is not None and not request.internal:
+                        self._cancel_rejected(request, ts_ns, reason)
+                elif kind == r.EV_MASS_CANCEL_DONE:
+                    if request is not None and not request.internal:
+                        self._reply(request.context, b"r", reports.mass_cancel_report(
+                            request.cl_ord_id, b"%d" % exec_id, request.mass_type, request.mass_type, qty,
+                            self._transact_time(ts_ns), symbol=request.symbol_text, side=request.side_text))
+                elif request is not None and client_ref:
+                    pending[client_ref] = request      # not an answer (BOOK_ADD ...): keep waiting
+            except Exception:  # noqa: BLE001 - one event must not stop the gateway (nor, held and
+                self.event_errors += 1           # read again after a restart, stop every next run)
+                log.exception("engine event %r not handled", event)
 
     # ------------------------------------------------------------ per kind
 

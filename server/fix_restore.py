@@ -28,14 +28,12 @@ from numbex.server.fix_order_state import (
     ORD_TYPE_FROM_FIX, SIDE_FROM_FIX, STATUS_FILLED, STATUS_NEW, STATUS_PARTIAL, TIF_FROM_FIX, OrderState,
     SessionContext,
 )
+from numbex.server.fix_reports import EXEC_ORDER_STATUS, EXEC_REJECTED, EXEC_TRADE
 from numbex.server.fix_units import RequestRefused
 
 log = logging.getLogger("numbex.gateway")
 
 OPEN_STATUSES = (STATUS_NEW, STATUS_PARTIAL)
-EXEC_TRADE = b"F"
-EXEC_REJECTED = b"8"
-EXEC_STATUS = b"I"
 
 
 def report_fields(body: bytes) -> dict[int, bytes]:
@@ -99,7 +97,7 @@ def _replay(entry, context: SessionContext, store) -> tuple[list[OrderState], in
             last_exec = max(last_exec, int(exec_digits))
         exec_type = fields.get(150)
         order_id_text = fields.get(37, b"")
-        if exec_type == EXEC_STATUS or not order_id_text.isdigit():
+        if exec_type == EXEC_ORDER_STATUS or not order_id_text.isdigit():
             continue
         order_id = int(order_id_text)
         if exec_type == EXEC_REJECTED and fields.get(17, b"").startswith(b"G"):

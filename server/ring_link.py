@@ -76,8 +76,7 @@ class RingLink:
 
     def commit(self) -> None:
         if self._held:
-            self.outbound.peek(self._held)
-            self.outbound.release(self._held)
+            self.outbound.release(self._held)   # poll's last peek covered at least these
             self._held = 0
 
     @property

@@ -40,7 +40,7 @@ from numbex.protocol.fix.events import Disconnect, Event, GarbledMessage
 from numbex.protocol.fix.message import FixMessage
 from numbex.protocol.fix.session_handlers import SessionHandlers
 from numbex.protocol.fix.states import (
-    ACTIVE, ADMIN_HANDLERS, AWAITING_LOGON, DISCONNECTED, LOGON_SENT, LOGOUT_SENT, NANOS, TRANSITIONS,
+    ACTIVE, ADMIN_HANDLERS, AWAITING_LOGON, DISCONNECTED, LOGOUT_SENT, NANOS, TRANSITIONS,
     SessionState,
 )
 from numbex.protocol.fix.store import MessageStore
