@@ -11,22 +11,21 @@ Import with ``sys.path.insert(0, str(Path(__file__).resolve().parents[1]))``.
 
 from __future__ import annotations
 
-import calendar
 import os
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(os.path.join(os.path.dirname(__file__), "..", ".numba_cache")))
 
+from fix_helpers import NANOS, T0  # noqa: E402
+
 from numbex import config as config_module  # noqa: E402
 from numbex.engine.spec import EngineSpec  # noqa: E402
 from numbex.protocol.fix import (  # noqa: E402
-    ApplicationMessage, Disconnect, FixDecoder, FixMessage, FixSession, MemoryStore, MessageRejected,
+    ApplicationMessage, Disconnect, FixMessage, FixSession, MemoryStore, MessageRejected,
     RejectReceived, SessionEstablished, SessionSettings,
 )
 from numbex.server.engine_link import LocalLink  # noqa: E402
 from numbex.server.fix_gateway import FixGatewayCore  # noqa: E402
 
-NANOS = 1_000_000_000
-T0 = calendar.timegm((2024, 3, 1, 12, 0, 0, 0, 0, 0)) * NANOS
 TRANSACT = b"20240301-12:00:00.000"
 
 CONFIG_TEXT = """
@@ -72,16 +71,6 @@ cancel_on_disconnect = false
 
 def load_config(text: str = CONFIG_TEXT, extra: str = ""):
     return config_module.loads(text + extra)
-
-
-def decode_all(data: bytes) -> list[FixMessage]:
-    decoder = FixDecoder()
-    decoder.receive_data(data)
-    messages = []
-    while (item := decoder.next_message()) is not None:
-        assert isinstance(item, FixMessage), item
-        messages.append(item)
-    return messages
 
 
 class Client:
@@ -245,9 +234,19 @@ def replace_body(cl_ord_id: str, orig: str, qty: str, price: str | None, side: s
     return body + extra
 
 
+def rest(harness: GatewayHarness, client: Client, cl_ord_id: str, side: str = "2", qty: str = "100",
+         price: str = "100.00", symbol: str = "TEST") -> FixMessage:
+    """A GTC limit order that rests: sent, pumped, its New acknowledgement returned."""
+    client.send(b"D", order_body(cl_ord_id, side=side, qty=qty, price=price, tif="1", symbol=symbol))
+    harness.pump()
+    (ack,) = client.take()
+    assert fields(ack, 150, 39) == ("0", "0"), ack
+    return ack
+
+
 def fields(message: FixMessage, *tags: int) -> tuple:
     return tuple(None if message.get(tag) is None else message.get(tag).decode() for tag in tags)
 
 
-__all__ = ["Client", "GatewayHarness", "SessionEstablished", "cancel_body", "decode_all", "fields", "load_config",
-           "order_body", "replace_body", "T0", "NANOS"]
+__all__ = ["Client", "GatewayHarness", "SessionEstablished", "cancel_body", "fields", "load_config",
+           "order_body", "replace_body", "rest", "T0", "NANOS"]

@@ -1,4 +1,4 @@
-"""QuickFIX data dictionary for interop tests.
+"""QuickFIX data dictionary and application helpers for interop tests.
 
 QuickFIX needs a FIX44.xml to validate.  ``NUMBEX_FIX44_XML`` may point at
 QuickFIX's own file (from its sdist); otherwise one is written from
@@ -79,3 +79,25 @@ def fix44_xml(directory: Path) -> Path:
     path = Path(directory) / "FIX44.xml"
     path.write_text(quickfix_xml())
     return path
+
+
+class AdminLog:
+    """Mixin for a QuickFIX ``Application`` (list it first): records the MsgType of every
+    admin message QuickFIX sends (``admin_out``) and receives (``admin_in``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.admin_in: list[str] = []
+        self.admin_out: list[str] = []
+
+    def onLogout(self, session_id):
+        pass
+
+    def toAdmin(self, message, session_id):
+        self.admin_out.append(message.getHeader().getField(35))
+
+    def fromAdmin(self, message, session_id):
+        self.admin_in.append(message.getHeader().getField(35))
+
+    def toApp(self, message, session_id):
+        pass

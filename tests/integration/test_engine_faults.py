@@ -19,16 +19,16 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tmpfs import small_tmpfs  # noqa: E402
 
 from engine_process import (  # noqa: E402
     EngineHarness,
@@ -51,23 +51,6 @@ from numbex.tools.wal_verify import verify  # noqa: E402
 REJECTS = (r.EV_REJECTED, r.EV_CANCEL_REJECTED, r.EV_REPLACE_REJECTED)
 SEGMENT_RECORDS = 512
 PRISTINE_COMMANDS = 1800
-
-
-@contextmanager
-def small_tmpfs(mount_point: Path, size: str = "2m"):
-    """Mount a tmpfs of ``size`` at ``mount_point`` (skip the test if not permitted)."""
-    mount_point.mkdir(parents=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True, timeout=30)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount -t tmpfs is not permitted here: {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True, timeout=30).returncode:
-            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30)
 
 
 class Submitter:

@@ -25,7 +25,7 @@ fix44 = pytest.importorskip("quickfix44")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fix_helpers import Acceptor, ConnectionPair, execution_report_body, new_order_body  # noqa: E402
-from quickfix_support import fix44_xml  # noqa: E402
+from quickfix_support import AdminLog, fix44_xml  # noqa: E402
 from numbex.protocol.fix import (  # noqa: E402
     ApplicationMessage, Disconnect, FixSession, MessageRejected, MessageValidator,
     RejectReceived, SessionDirectory, SessionSettings,
@@ -138,7 +138,7 @@ class MiniExchange(threading.Thread):
             store.close()
 
 
-class Recorder(fix.Application):
+class Recorder(AdminLog, fix.Application):
     """QuickFIX application that records what crosses the session."""
 
     def __init__(self) -> None:
@@ -146,26 +146,12 @@ class Recorder(fix.Application):
         self.session_id = None
         self.logons = 0
         self.executions: list[tuple[str, bool]] = []
-        self.admin_in: list[str] = []
-        self.admin_out: list[str] = []
 
     def onCreate(self, session_id):
         self.session_id = session_id
 
     def onLogon(self, session_id):
         self.logons += 1
-
-    def onLogout(self, session_id):
-        pass
-
-    def toAdmin(self, message, session_id):
-        self.admin_out.append(message.getHeader().getField(35))
-
-    def fromAdmin(self, message, session_id):
-        self.admin_in.append(message.getHeader().getField(35))
-
-    def toApp(self, message, session_id):
-        pass
 
     def fromApp(self, message, session_id):
         header = message.getHeader()

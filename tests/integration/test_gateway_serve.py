@@ -4,6 +4,7 @@ process) on 127.0.0.1, driven by FIX clients: trading, cancel-on-disconnect, cle
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -91,36 +92,44 @@ def stop_serve(process: subprocess.Popen, instance: str) -> str:
     return output.decode(errors="replace")
 
 
+@dataclasses.dataclass
+class Served:
+    """A running ``numbex serve`` (see :func:`serving`); ``output`` is filled in once it stopped."""
+
+    port: int
+    instance: str
+    process: subprocess.Popen
+    clients: list[SocketClient]
+    output: str = ""
+
+
 @contextlib.contextmanager
 def serving(tmp_path: Path, label: str):
     """``numbex serve`` (engine + gateway) with CLIENT1 and CLIENT2 logged on.
 
-    Yields ``(port, process, clients)``; on exit the clients (and any added to the list)
-    are closed and serve is stopped; it must exit with 0.
+    Yields a :class:`Served`; on exit its clients (and any added to the list) are closed
+    and serve is stopped; it must exit with 0.
     """
     port = free_port()
     instance = f"{label}{os.getpid()}"
-    process = start_serve(serve_config(tmp_path, port, instance))
-    process.instance = instance
-    clients: list[SocketClient] = []
+    served = Served(port, instance, start_serve(serve_config(tmp_path, port, instance)), [])
     failed = False
     try:
         for comp_id in ("CLIENT1", "CLIENT2"):
-            clients.append(connect(port, comp_id, process))
-        for client in clients:
+            served.clients.append(connect(port, comp_id, served.process))
+        for client in served.clients:
             client.logon()
-        yield port, process, clients
+        yield served
     except BaseException:
         failed = True
         raise
     finally:
-        for client in clients:
+        for client in served.clients:
             client.close()
-        output = stop_serve(process, instance)
+        served.output = stop_serve(served.process, instance)
         if failed:
-            print(output[-6000:])                          # pytest shows it with the failure
-    assert process.returncode == 0, output[-3000:]
-    process.output = output
+            print(served.output[-6000:])                   # pytest shows it with the failure
+    assert served.process.returncode == 0, served.output[-3000:]
 
 
 def engine_last_seq(instance: str) -> int:
@@ -153,7 +162,8 @@ def role_pid(supervisor: subprocess.Popen, role: str, missing_ok: bool = False) 
 def test_a_killed_gateway_comes_back_and_reports_the_stale_cancels(tmp_path):
     """SIGKILL the gateway: the supervisor restarts it; it rebuilds the orders of the dead run from
     its stores and cancels them (cancel-on-disconnect); the client gets the Canceled reports."""
-    with serving(tmp_path, "gwkill") as (port, process, clients):
+    with serving(tmp_path, "gwkill") as served:
+        port, process, clients = served.port, served.process, served.clients
         listening_at = time.monotonic()
         seller, buyer = clients
         seller.send(b"D", order_body("S1", side="2", qty="100", price="100.05", tif="1"))
@@ -180,11 +190,12 @@ def test_a_killed_gateway_comes_back_and_reports_the_stale_cancels(tmp_path):
         assert rows == [("S1", "4", "4", "30", "0", "100.05"), ("S2", "4", "4", "0", "0", "0")]
         assert role_pid(process, "gateway") != gateway
         assert again.rejects() == []
-    assert "restored 2 open orders" in process.output, process.output[-3000:]
+    assert "restored 2 open orders" in served.output, served.output[-3000:]
 
 
 def test_trading_through_numbex_serve(tmp_path):
-    with serving(tmp_path, "gwserve") as (_port, process, clients):
+    with serving(tmp_path, "gwserve") as served:
+        clients = served.clients
         seller, buyer = clients
         seller.send(b"D", order_body("S1", side="2", qty="100", price="100.05", tif="1"))
         (ack,) = seller.expect(1, timeout=30)
@@ -199,10 +210,10 @@ def test_trading_through_numbex_serve(tmp_path):
         seller.send(b"D", order_body("S2", side="2", qty="10", price="100.30", tif="1"))
         seller.send(b"F", cancel_body("C2", "S2", side="2"))
         assert [fields(m, 11, 150) for m in seller.expect(2, timeout=30)] == [("S2", "0"), ("C2", "4")]
-        journaled = engine_last_seq(process.instance)
+        journaled = engine_last_seq(served.instance)
         seller.close()                                     # drops: its open order S1b is cancelled
         deadline = time.monotonic() + 30                   # the gateway's mass cancel is journaled
-        while engine_last_seq(process.instance) == journaled:
+        while engine_last_seq(served.instance) == journaled:
             assert time.monotonic() < deadline, "no cancel-on-disconnect reached the engine"
             time.sleep(0.01)
         buyer.send(b"D", order_body("B2", side="1", qty="20", price="100.20", tif="3"))

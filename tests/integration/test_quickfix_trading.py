@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway_harness import CONFIG_TEXT, load_config  # noqa: E402
 from gateway_net import running_gateway  # noqa: E402
-from quickfix_support import fix44_xml  # noqa: E402
+from quickfix_support import AdminLog, fix44_xml  # noqa: E402
 
 from numbex.protocol.fix import FixDecoder, FixMessage  # noqa: E402
 from numbex.protocol.fix.timestamps import UtcTimestampFormatter  # noqa: E402
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 SESSIONS = '[[sessions]]\ncomp_id = "QF1"\naccount = "ACC1"\n[[sessions]]\ncomp_id = "QF2"\naccount = "ACC2"\n'
 
 
-class Trader(fix.Application):
+class Trader(AdminLog, fix.Application):
     """Records every message crossing QuickFIX's sessions, by SenderCompID."""
 
     def __init__(self) -> None:
@@ -40,8 +40,6 @@ class Trader(fix.Application):
         self.session_ids: dict[str, object] = {}
         self.logons: dict[str, int] = {}
         self.received: dict[str, list[FixMessage]] = {"QF1": [], "QF2": []}
-        self.admin_in: list[str] = []
-        self.admin_out: list[str] = []
 
     def onCreate(self, session_id):
         self.session_ids[session_id.getSenderCompID().getValue()] = session_id
@@ -49,18 +47,6 @@ class Trader(fix.Application):
     def onLogon(self, session_id):
         name = session_id.getSenderCompID().getValue()
         self.logons[name] = self.logons.get(name, 0) + 1
-
-    def onLogout(self, session_id):
-        pass
-
-    def toAdmin(self, message, session_id):
-        self.admin_out.append(message.getHeader().getField(35))
-
-    def fromAdmin(self, message, session_id):
-        self.admin_in.append(message.getHeader().getField(35))
-
-    def toApp(self, message, session_id):
-        pass
 
     def fromApp(self, message, session_id):
         decoder = FixDecoder()

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tmpfs import small_tmpfs as mounted_tmpfs  # noqa: E402
 
 from numbex.engine.records import COMMAND
 from numbex.engine.wal import RECORD_BYTES, WalReader, WalWriteError, WalWriter, list_segments, prune_segments
@@ -47,18 +51,8 @@ def assert_prefix_of_appended(directory, at_least: int) -> int:
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    mount_point = tmp_path / "tmpfs"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a 1 MiB tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True, timeout=30)
-    if mounted.returncode != 0:
-        pytest.skip(f"mount -t tmpfs is not permitted here: {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tmpfs", "1m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, timeout=30)
 
 
 def test_full_tmpfs_stops_the_writer(small_tmpfs):
@@ -94,22 +88,11 @@ def test_full_tmpfs_stops_the_writer(small_tmpfs):
 
 FILE_SIZE_CHILD = r"""
 import json, os, resource, signal, sys
-import numpy as np
-from numbex.engine.records import COMMAND
 from numbex.engine.wal import WalWriter, WalWriteError
 
 directory, limit, cleanup = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "cleanup"
-
-def make_commands(first_seq, count):
-    commands = np.zeros(count, COMMAND)
-    seqs = np.arange(first_seq, first_seq + count, dtype=np.uint64)
-    commands["seq"] = seqs
-    commands["ts_ns"] = seqs.astype(np.int64) * 1000
-    commands["order_id"] = seqs * 3 + 1
-    commands["price"] = seqs.astype(np.int64) % 1000
-    commands["qty"] = 1
-    commands["op"] = 1
-    return commands
+sys.path.insert(0, sys.argv[4])
+from test_wal_faults import make_commands  # the records the test checks
 
 writer = WalWriter(directory, 1 << 20)
 writer.append(make_commands(1, 7))  # compiles or loads the kernels before the limit
@@ -147,7 +130,8 @@ def test_file_size_limit_partial_write(tmp_path, cleanup):
     cut_at = limit - groups * group_bytes
     whole, torn = divmod(cut_at, RECORD_BYTES)
     assert 0 < whole < 7 and torn > 0, "limit must tear a record inside a group"
-    child = subprocess.run([sys.executable, "-c", FILE_SIZE_CHILD, str(tmp_path), str(limit), cleanup],
+    child = subprocess.run([sys.executable, "-c", FILE_SIZE_CHILD, str(tmp_path), str(limit), cleanup,
+                            str(Path(__file__).parent)],
                            capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr
     result = json.loads(child.stdout)

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway_harness import GatewayHarness, fields, order_body  # noqa: E402
+from gateway_harness import GatewayHarness, fields, order_body, rest  # noqa: E402
 
 REPORT = (35, 11, 150, 39, 151, 14, 6)
 
@@ -53,14 +53,6 @@ def test_limit_time_in_force_without_liquidity(harness, tif, expected):
     assert summary(messages) == expected
     if tif in ("3", "4"):
         assert messages[-1].get(58) in (b"IOC remainder cancelled", b"FOK not filled in full")
-
-
-def rest(harness, client, cl_ord_id, side, qty, price, symbol="TEST"):
-    client.send(b"D", order_body(cl_ord_id, side=side, qty=qty, price=price, tif="1", symbol=symbol))
-    harness.pump()
-    (ack,) = client.take()
-    assert fields(ack, 150, 39) == ("0", "0"), ack
-    return ack
 
 
 def test_fills_are_reported_to_both_sides_with_distinct_exec_ids(harness):

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway_harness import GatewayHarness, cancel_body, fields, order_body, replace_body  # noqa: E402
+from gateway_harness import GatewayHarness, cancel_body, fields, order_body, replace_body, rest  # noqa: E402
 
 
 @pytest.fixture()
@@ -20,14 +20,6 @@ def harness():
     for client in harness.clients:
         assert client.rejects() == [], client.rejects()
     assert harness.core.counters["session_rejects"] == 0
-
-
-def rest(harness, client, cl_ord_id, side="2", qty="100", price="100.00", symbol="TEST"):
-    client.send(b"D", order_body(cl_ord_id, side=side, qty=qty, price=price, tif="1", symbol=symbol))
-    harness.pump()
-    (ack,) = client.take()
-    assert fields(ack, 150, 39) == ("0", "0"), ack
-    return ack
 
 
 def test_cancel_by_orig_cl_ord_id(harness):
